@@ -1,0 +1,6 @@
+"""Sources (files and database tables read through DuckDB) and their profiles."""
+
+from ._profile import profile_source
+from ._sources import SourceInfo, SourceSet, quote, sql_literal
+
+__all__ = ["SourceInfo", "SourceSet", "profile_source", "quote", "sql_literal"]

@@ -1,0 +1,283 @@
+"""Sources as DuckDB views: files (CSV, Parquet, JSON lines; globs) and SQLite/PostgreSQL tables.
+
+Every source becomes a view named after it in a DuckDB connection, so that the label, feature and
+profile SQL reads all sources the same way. Database tables are read through ADBC into Arrow
+(DuckDB's own database scanners are extensions downloaded at run time, which cycleml avoids).
+A declared ``time`` column stored as text is cast to TIMESTAMP in the view.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy.engine import make_url
+
+from ..errors import SourceError
+from ..spec import SourceSpec, Spec
+
+_READERS = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json"}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+}
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB/PostgreSQL quoted identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What `cycleml sources` shows for one source."""
+
+    name: str
+    kind: str
+    location: str
+    rows: int | None
+    columns: dict[str, str]
+    entity: str | None
+    time: str | None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "location": self.location,
+            "rows": self.rows,
+            "columns": self.columns,
+            "entity": self.entity,
+            "time": self.time,
+            "error": self.error,
+        }
+
+
+class SourceSet:
+    """The project's sources, opened as views in one DuckDB connection."""
+
+    def __init__(self, spec: Spec, project_dir: str | Path, *, threads: int | None = None) -> None:
+        self.spec = spec
+        self.project_dir = Path(project_dir)
+        self.con = duckdb.connect(":memory:")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self._opened: set[str] = set()
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> SourceSet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def view(self, name: str) -> str:
+        """Register source ``name`` as a view (once) and return its quoted view name."""
+        if name not in self.spec.sources:
+            raise SourceError(
+                f"unknown source {name!r}",
+                hint=f"known sources: {', '.join(self.spec.sources) or '(none)'}",
+            )
+        if name not in self._opened:
+            self._register(name, self.spec.sources[name])
+            self._opened.add(name)
+        return quote(name)
+
+    def _register(self, name: str, source: SourceSpec) -> None:
+        raw = f"_raw_{name}"
+        if source.kind == "file":
+            files = self.files(name)
+            fmt = source.format or _EXTENSIONS.get(Path(files[0]).suffix.lower())
+            if fmt is None:
+                raise SourceError(
+                    f"source {name!r}: cannot tell the format of {files[0]}",
+                    hint="add `format: csv`, `parquet` or `json` to the source",
+                )
+            file_list = "[" + ", ".join(sql_literal(f) for f in files) + "]"
+            try:
+                self.con.execute(
+                    f"CREATE VIEW {quote(raw)} AS SELECT * FROM {_READERS[fmt]}({file_list})"
+                )
+            except duckdb.Error as exc:
+                raise SourceError(
+                    f"source {name!r} ({source.path}) cannot be read as {fmt}: {_short(exc)}",
+                    hint="check the file is complete and the format is right",
+                ) from None
+        else:
+            table = self._fetch_table(name, source)
+            self.con.register(raw, table)
+        columns = self._columns_of(raw)
+        select = []
+        for column, dtype in columns.items():
+            if column == source.time and dtype.upper() in ("VARCHAR", "TEXT"):
+                select.append(f"TRY_CAST({quote(column)} AS TIMESTAMP) AS {quote(column)}")
+            elif column == source.time and "TIME ZONE" in dtype.upper():
+                select.append(
+                    f"CAST(timezone('UTC', {quote(column)}) AS TIMESTAMP) AS {quote(column)}"
+                )
+            else:
+                select.append(quote(column))
+        self.con.execute(
+            f"CREATE VIEW {quote(name)} AS SELECT {', '.join(select)} FROM {quote(raw)}"
+        )
+
+    def files(self, name: str) -> list[str]:
+        source = self.spec.sources[name]
+        assert source.path is not None
+        pattern = source.path if os.path.isabs(source.path) else str(self.project_dir / source.path)
+        files = sorted(glob.glob(pattern))
+        if not files:
+            raise SourceError(
+                f"source {name!r}: no file matches {source.path} (looked in {self.project_dir})",
+                hint="check the `path:` of the source; relative paths start at the project folder",
+            )
+        return files
+
+    def _fetch_table(self, name: str, source: SourceSpec) -> pa.Table:
+        assert source.url is not None and source.table is not None
+        try:
+            conn = _adbc_connect(source.url, self.project_dir)
+        except SourceError:
+            raise
+        except Exception as exc:  # the drivers raise their own error types
+            raise SourceError(
+                f"source {name!r}: cannot connect to {_hide_password(source.url)}: {_short(exc)}",
+                hint="check the URL and that the database server is running",
+            ) from None
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(f"SELECT * FROM {_qualified(source.table)}")
+                return cur.fetch_arrow_table()
+            except Exception as exc:
+                raise SourceError(
+                    f"source {name!r}: table {source.table!r} cannot be read from "
+                    f"{_hide_password(source.url)}: {_short(exc)}",
+                    hint="check the `table:` name (schema.table for PostgreSQL schemas)",
+                ) from None
+            finally:
+                cur.close()
+        finally:
+            conn.close()
+
+    def _columns_of(self, view: str) -> dict[str, str]:
+        rows = self.con.execute(f"DESCRIBE SELECT * FROM {quote(view)}").fetchall()
+        return {row[0]: str(row[1]) for row in rows}
+
+    def columns(self, name: str) -> dict[str, str]:
+        self.view(name)
+        return self._columns_of(name)
+
+    # -- checks and descriptions ---------------------------------------------------------------
+
+    def check(self, name: str) -> dict[str, str]:
+        """Open the source and check its declared entity/time columns; return its columns."""
+        source = self.spec.sources[name]
+        columns = self.columns(name)
+        for role in ("entity", "time"):
+            column = getattr(source, role)
+            if column is not None and column not in columns:
+                raise SourceError(
+                    f"source {name!r}: {role} column {column!r} is not in the data",
+                    hint=f"columns are: {', '.join(columns)}; fix `sources.{name}.{role}`",
+                )
+        return columns
+
+    def describe(self, name: str) -> SourceInfo:
+        source = self.spec.sources[name]
+        location = (
+            source.path if source.kind == "file" else f"{_hide_password(source.url)}#{source.table}"
+        )
+        try:
+            columns = self.check(name)
+            rows = self.con.execute(f"SELECT count(*) FROM {quote(name)}").fetchall()[0][0]
+        except SourceError as exc:
+            return SourceInfo(
+                name, source.kind, location, None, {}, source.entity, source.time, str(exc)
+            )
+        return SourceInfo(
+            name, source.kind, location, int(rows), columns, source.entity, source.time
+        )
+
+    def fingerprint(self, names: list[str]) -> str:
+        """A fingerprint of the data behind ``names``: file sizes and times, or table counts."""
+        digest = hashlib.sha256()
+        for name in sorted(set(names)):
+            source = self.spec.sources[name]
+            digest.update(name.encode())
+            if source.kind == "file":
+                for path in self.files(name):
+                    stat = os.stat(path)
+                    digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+            else:
+                view = self.view(name)
+                expr = "count(*)"
+                if source.time:
+                    expr += f", max({quote(source.time)})"
+                digest.update(
+                    repr(self.con.execute(f"SELECT {expr} FROM {view}").fetchall()[0]).encode()
+                )
+        return digest.hexdigest()[:16]
+
+
+def _adbc_connect(url: str, project_dir: Path):
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        import adbc_driver_sqlite.dbapi as sqlite_dbapi
+
+        database = parsed.database or ""
+        if not os.path.isabs(database):
+            database = str(project_dir / database)
+        if not os.path.isfile(database):
+            raise SourceError(
+                f"SQLite database {database} does not exist",
+                hint="check the source `url:` (sqlite:///relative/path.db or sqlite:////abs/path.db)",
+            )
+        return sqlite_dbapi.connect(f"file:{database}?mode=ro")
+    if backend == "postgresql":
+        import adbc_driver_postgresql.dbapi as pg_dbapi
+
+        libpq = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        return pg_dbapi.connect(libpq)
+    raise SourceError(
+        f"database URL {_hide_password(url)} is not supported",
+        hint="use sqlite:///path.db or postgresql://user@host/db",
+    )
+
+
+def _qualified(table: str) -> str:
+    return ".".join(quote(part) for part in table.split("."))
+
+
+def _hide_password(url: str | None) -> str:
+    if not url:
+        return ""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

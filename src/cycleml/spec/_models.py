@@ -1,0 +1,219 @@
+"""The pydantic models that cycleml.yaml loads into (``spec_version: 1``).
+
+Every model is frozen and forbids unknown keys. Cross-references between sections (a problem's
+feature groups, a feature group's source) are checked in :mod:`cycleml.spec._checks` so that all
+problems are reported at once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from ._durations import Duration, parse_duration
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Model):
+    """A table cycleml reads through DuckDB: a file (glob allowed) or a table in a SQL database."""
+
+    path: str | None = None
+    url: str | None = None
+    table: str | None = None
+    format: Literal["csv", "parquet", "json"] | None = None
+    entity: str | None = None
+    time: str | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceSpec:
+        if (self.path is None) == (self.url is None):
+            raise ValueError(
+                "give exactly one of `path` (a file or glob) or `url` + `table` (a database table)"
+            )
+        if self.url is not None and not self.table:
+            raise ValueError("a database source needs `table` next to `url`")
+        if self.path is not None and self.table is not None:
+            raise ValueError("`table` only goes with `url`; a file source has just `path`")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``file``, ``sqlite`` or ``postgres``."""
+        if self.path is not None:
+            return "file"
+        return "postgres" if self.url and self.url.startswith("postgres") else "sqlite"
+
+
+class InactivityLabel(_Model):
+    """Churn: 1 when the entity has no event (of ``event_types``) in (cutoff, cutoff + days]."""
+
+    kind: Literal["inactivity"]
+    source: Name
+    days: PositiveInt
+    event_types: list[str] | None = None
+    type_column: str = "event_type"
+    active_days: PositiveInt | None = Field(
+        default=None,
+        description="Only entities with an event in the N days before the cutoff get a row "
+        "(default: `days`).",
+    )
+
+
+class ColumnLabel(_Model):
+    """An existing column of an entity table."""
+
+    kind: Literal["column"]
+    source: Name
+    column: str
+
+
+Label = Annotated[InactivityLabel | ColumnLabel, Field(discriminator="kind")]
+
+
+class CutoffSchedule(_Model):
+    """Cutoffs every ``every`` from ``start`` up to and including ``end``."""
+
+    every: Duration
+    start: date | datetime
+    end: date | datetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CutoffSchedule:
+        if self.end is not None and _as_datetime(self.end) <= _as_datetime(self.start):
+            raise ValueError("`end` must be after `start`")
+        parse_duration(self.every)
+        return self
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
+
+
+MetricName = Literal[
+    "recall", "precision", "f1", "roc_auc", "pr_auc", "accuracy", "mae", "rmse", "r2"
+]
+
+
+class MetricSpec(_Model):
+    """The success metric; for classification ``goal`` sets the decision threshold."""
+
+    name: MetricName = "roc_auc"
+    goal: float | None = Field(default=None, ge=0)
+
+
+class ProblemSpec(_Model):
+    entity: str
+    task: Literal["binary", "multiclass", "regression", "ranking", "forecast"]
+    label: Label
+    cutoffs: CutoffSchedule | None = None
+    metric: MetricSpec = MetricSpec()
+    features: list[Name] = Field(min_length=1)
+    description: str | None = None
+
+
+DatePart = Literal["year", "quarter", "month", "day", "weekday", "weekend", "days_since"]
+AggOp = Literal["count", "sum", "mean", "min", "max", "count_distinct"]
+
+
+class FeatureGroupSpec(_Model):
+    """Columns of an entity table, or aggregations of an event source over time windows."""
+
+    source: Name
+    columns: list[str] = []
+    dates: dict[str, list[DatePart]] = {}
+    windows: list[Duration] = []
+    aggregate: dict[AggOp, str | list[str]] = {}
+    by: dict[str, list[str]] = {}
+    recency: bool = False
+
+    @model_validator(mode="after")
+    def _shape(self) -> FeatureGroupSpec:
+        if not (self.columns or self.dates or self.windows or self.recency):
+            raise ValueError(
+                "a feature group needs `columns`/`dates` (entity table) or `windows` + "
+                "`aggregate` / `recency` (event source)"
+            )
+        if self.windows and not self.aggregate:
+            raise ValueError("`windows` need `aggregate`, for example {count: '*', sum: value}")
+        if self.aggregate and not self.windows:
+            raise ValueError("`aggregate` needs `windows`, for example [7d, 30d]")
+        if self.by and not self.windows:
+            raise ValueError("`by` needs `windows`")
+        return self
+
+    def aggregate_items(self) -> list[tuple[str, str]]:
+        """(op, column) pairs in spec order."""
+        items: list[tuple[str, str]] = []
+        for op, cols in self.aggregate.items():
+            for col in [cols] if isinstance(cols, str) else cols:
+                items.append((op, col))
+        return items
+
+
+Algorithm = Literal["baseline", "logistic", "random_forest", "hist_gradient_boosting", "lightgbm"]
+
+
+class TrainingSpec(_Model):
+    split: Literal["time", "random", "stratified", "group"] = "time"
+    test_size: float = Field(default=0.2, gt=0, lt=0.9)
+    algorithms: list[Algorithm] = ["baseline", "logistic", "lightgbm"]
+    seed: int = 0
+    threads: PositiveInt = 2
+
+
+class ExperimentMetricSpec(_Model):
+    type: Literal["proportion", "mean"]
+    column: str
+
+
+class ExperimentSpec(_Model):
+    """An experiment whose units, variants and outcomes are rows of a source."""
+
+    source: Name
+    unit: str
+    variant: str
+    control: str
+    metrics: dict[Name, ExperimentMetricSpec] = Field(min_length=1)
+    primary: Name | None = None
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    weights: dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _primary(self) -> ExperimentSpec:
+        if self.primary is not None and self.primary not in self.metrics:
+            raise ValueError(f"`primary` {self.primary!r} is not one of `metrics`")
+        if self.weights is not None:
+            total = sum(self.weights.values())
+            if abs(total - 1) > 1e-6:
+                raise ValueError(f"`weights` must sum to 1 (they sum to {total:g})")
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        return self.primary or next(iter(self.metrics))
+
+
+class MonitoringSpec(_Model):
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+
+
+class Spec(_Model):
+    spec_version: Literal[1]
+    name: Name
+    store: str = "sqlite:///.cycleml/store.db"
+    sources: dict[Name, SourceSpec] = {}
+    problems: dict[Name, ProblemSpec] = {}
+    features: dict[Name, FeatureGroupSpec] = {}
+    training: TrainingSpec = TrainingSpec()
+    experiments: dict[Name, ExperimentSpec] = {}
+    monitoring: MonitoringSpec = MonitoringSpec()

@@ -1,0 +1,150 @@
+"""The metadata store's tables (SQLAlchemy Core). Changes go through an Alembic migration.
+
+Lineage: a model version points at its dataset version; a prediction run, prediction-log rows and
+monitor runs point at the model version; a monitor run also at the reference dataset version.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("problem", String(200), nullable=False, index=True),
+    Column("spec_hash", String(64), nullable=False),
+    Column("data_fingerprint", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("artifact_sha256", String(64), ForeignKey("artifacts.sha256"), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("cutoffs", Integer, nullable=False),
+    Column("label_balance", JSON, nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("notes", JSON, nullable=False),
+    Column("build_seconds", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("problem", String(200), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("dataset_version_id", String(40), ForeignKey("dataset_versions.id"), nullable=False),
+    Column("algorithm", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("leaderboard", JSON, nullable=False),
+    Column("threshold", Float),
+    Column("features", JSON, nullable=False),
+    Column("artifact_sha256", String(64), ForeignKey("artifacts.sha256"), nullable=False),
+    Column("code_version", String(64), nullable=False),
+    Column("stage", String(16), nullable=False, default="none"),
+    Column("training_seconds", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("problem", "version", name="uq_model_versions_problem_version"),
+)
+
+prediction_runs = Table(
+    "prediction_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("problem", String(200), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("as_of", DateTime, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("features_path", Text),
+    Column("features_sha256", String(64), ForeignKey("artifacts.sha256")),
+    Column("seconds", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("problem", String(200), nullable=False),
+    Column("entity", String(200), nullable=False),
+    Column("as_of", DateTime, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("label", Integer),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("run_id", Integer, ForeignKey("prediction_runs.id"), nullable=False),
+    Index("ix_predictions_problem_as_of", "problem", "as_of"),
+)
+
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("problem", String(200), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("entity", String(200)),
+    Column("inputs", JSON, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("label", Integer),
+    Column("latency_ms", Float),
+    Column("created_at", DateTime, nullable=False),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False, index=True),
+    Column("result", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+experiment_analyses = Table(
+    "experiment_analyses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("experiment", String(200), nullable=False, index=True),
+    Column("spec_hash", String(64), nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+monitor_runs = Table(
+    "monitor_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("problem", String(200), nullable=False, index=True),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
+    Column("reference_dataset_id", String(40), ForeignKey("dataset_versions.id"), nullable=False),
+    Column("prediction_run_id", Integer, ForeignKey("prediction_runs.id")),
+    Column("drift_share", Float, nullable=False),
+    Column("drifted", Integer, nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
