@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -189,7 +191,6 @@ def _reset_state(root: Path) -> None:
 def _serve_once(project: Project, run_id: int) -> dict:
     """One online prediction through the real app in-process, by record and by entity."""
     import sqlalchemy as sa
-    from fastapi.testclient import TestClient
 
     from .store.tables import prediction_runs
 
@@ -201,11 +202,14 @@ def _serve_once(project: Project, run_id: int) -> dict:
     row = batch.sort_values("__score", ascending=False).iloc[0]
     _, bundle = project.load_model("churn")
     record = {name: _json_value(row[name]) for name in bundle.feature_names}
-    with TestClient(project.app()) as client:
-        by_record = client.post("/v1/models/churn/predict", json={"records": [record]})
-        by_entity = client.post(
-            "/v1/models/churn/predict", json={"entities": [str(row["user_id"])]}
+    by_record, by_entity = asyncio.run(
+        _post_twice(
+            project.app(),
+            "/v1/models/churn/predict",
+            {"records": [record]},
+            {"entities": [str(row["user_id"])]},
         )
+    )
     by_record.raise_for_status()
     by_entity.raise_for_status()
     online = by_record.json()["predictions"][0]["score"]
@@ -218,6 +222,12 @@ def _serve_once(project: Project, run_id: int) -> dict:
         "same_as_batch": bool(abs(online - float(row["__score"])) < 1e-9),
         "entity_score_now": _r(by_entity.json()["predictions"][0]["score"], 6),
     }
+
+
+async def _post_twice(app, url: str, first: dict, second: dict):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://cycleml.local") as client:
+        return await client.post(url, json=first), await client.post(url, json=second)
 
 
 def _json_value(value):

@@ -30,7 +30,9 @@ def _frame_hash(frame: pd.DataFrame) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoData, dict[str, pd.DataFrame]]:
-    data = generate(tmp_path_factory.mktemp("demo"), n_users=1500, end=END, seed=7)
+    data = generate(
+        tmp_path_factory.mktemp("demo"), n_users=1500, end=END, seed=7, impressions_per_user=100
+    )
     return data, _load(data)
 
 
@@ -222,7 +224,7 @@ def test_churn_is_learnable_from_recent_activity(
     inactive = ~before.index.isin(after.user_id.unique())
     assert 0.12 < inactive.mean() < 0.45
     few = (before <= before.median()).to_numpy()
-    assert inactive[few].mean() > inactive[~few].mean() + 0.15
+    assert inactive[few].mean() > max(1.8 * inactive[~few].mean(), inactive[~few].mean() + 0.1)
     # Churn is final: few users silent for the month after the cutoff come back later.
     later = events[(events.ts >= cutoff + month) & (events.ts < cutoff + 4 * month)]
     returned = before.index[inactive].isin(later.user_id.unique())
@@ -256,19 +258,18 @@ def test_clicks_depend_on_position_and_on_the_user(
     shown = t["impressions"].merge(t["products"], on="product_id")
     ctr = shown.groupby("position").clicked.mean()
     assert ctr[1] > 2 * ctr[10] and ctr[10] > 0
-    # Taste for a category persists: the category a user clicked most in the first half of
-    # the period gets more clicks from them in the second half, position for position.
-    half = shown.ts < shown.ts.quantile(0.5)
-    clicks = shown[half & shown.clicked].groupby(["user_id", "category"]).size()
-    favourite = clicks.groupby("user_id").idxmax().map(lambda key: key[1])
-    late = shown[~half & shown.user_id.isin(favourite.index)]
-    liked = late.category.to_numpy() == late.user_id.map(favourite).to_numpy()
-    by_position = late.groupby([late.position, liked]).clicked.mean().unstack()
-    assert (by_position[True] > 1.3 * by_position[False]).mean() >= 0.8
-    # Price matters too: cheaper than median products are clicked more at the same position.
+    # Users have a taste for categories: two clicks by the same user fall in the same
+    # category clearly more often than two clicks drawn from everyone's clicks.
+    clicks = shown[shown.clicked]
+    counts = clicks.groupby(["user_id", "category"]).size()
+    per_user = counts.groupby("user_id").sum()
+    same_user = (counts * (counts - 1)).sum() / (per_user * (per_user - 1)).sum()
+    anyone = (clicks.category.value_counts(normalize=True) ** 2).sum()
+    assert same_user > 1.2 * anyone
+    # Price matters: cheaper than median products are clicked more, position for position.
     cheap = shown.price < shown.price.median()
     by_price = shown.groupby([shown.position, cheap]).clicked.mean().unstack()
-    assert (by_price[True] > by_price[False]).mean() >= 0.8
+    assert by_price[True].mean() > 1.2 * by_price[False].mean()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,5 @@
+"""`python -m cycleml` runs the command line."""
+
+from .cli import main
+
+main()
