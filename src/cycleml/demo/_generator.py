@@ -21,6 +21,7 @@ from cycleml.demo._catalog import CATEGORIES, draw_catalog, draw_impressions
 from cycleml.demo._events import EVENT_TYPES, draw_events
 from cycleml.demo._lifecycle import simulate_lifecycle
 from cycleml.demo._population import COUNTRIES, PLANS, SOURCES, draw_population
+from cycleml.errors import RequestError
 
 __all__ = ["TABLES", "DemoData", "generate"]
 
@@ -58,23 +59,20 @@ def _check(
 ) -> date:
     def whole(name: str, value: object, low: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            raise RequestError(f"{name} must be an integer >= {low}, got {value!r}")
 
     whole("n_users", n_users, 1)
     whole("days", days, 1)
     whole("seed", seed, 0)
     whole("n_products", n_products, 10)  # a recommendation list shows 10 distinct products
-    for name, value in (
-        ("events_per_user", events_per_user),
-        ("impressions_per_user", impressions_per_user),
+    for name, value, positive in (
+        ("events_per_user", events_per_user, True),
+        ("impressions_per_user", impressions_per_user, False),
     ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value < 0
-        ):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0 or (positive and value == 0):
+            bound = "> 0" if positive else ">= 0"
+            raise RequestError(f"{name} must be a finite number {bound}, got {value!r}")
     if end is None:
         return datetime.now(UTC).date()
     if isinstance(end, datetime) or not isinstance(end, date):
@@ -103,9 +101,12 @@ def generate(
 
     Events cover the ``days`` days before ``end`` (default: today's UTC date), i.e. they lie in
     ``[end - days, end)``. ``events_per_user`` is the average number of events per user over
-    that window; ``impressions_per_user`` the average number of impression rows (10 per list),
-    capped at twice the number of events. The output depends only on the arguments: the same
-    arguments give byte-identical files.
+    that window (approximately: every user who signs up inside the window has at least one
+    session, so tiny values are exceeded); ``impressions_per_user`` the average number of
+    impression rows (10 per list), capped at twice the number of events. The output depends
+    only on the arguments: the same arguments give byte-identical files.
+
+    Raises ``ValueError`` for out-of-range sizes and ``TypeError`` if ``end`` is not a date.
     """
     end = _check(n_users, events_per_user, days, end, seed, n_products, impressions_per_user)
     rng = np.random.default_rng(seed)

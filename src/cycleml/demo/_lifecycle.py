@@ -23,7 +23,8 @@ _TICKET_MEMORY = 0.93  # daily decay of the remembered ticket load (half-life ~1
 # Daily churn hazard.
 _HAZARD_BASE = 0.005
 _HAZARD_PLAN = np.array([1.0, 0.7, 0.45])
-_HAZARD_ACTIVITY = 0.6  # hazard multiplies by exp(-this) per unit of log activity
+_HAZARD_ACTIVITY = 0.6  # x exp(-this) per unit of baseline log activity; a drift down of
+# current engagement raises the hazard one for one (hazard / exp(drift)): recent counts matter.
 _HAZARD_TICKET = 3.0  # hazard multiplies by (1 + this * ticket load)
 _HAZARD_NEW_USER = 1.0  # extra hazard for brand new users ...
 _HAZARD_NEW_USER_DAYS = 14.0  # ... fading with this time scale
