@@ -10,6 +10,7 @@ from .errors import (
     CycleMLError,
     DataError,
     IntegrityError,
+    InvalidRecordsError,
     ModelError,
     NotFoundError,
     PayloadTooLargeError,
@@ -19,12 +20,23 @@ from .errors import (
     SpecNotFoundError,
     StoreError,
 )
-from .project import Project
+
+
+def __getattr__(name: str):
+    # Project pulls in scikit-learn, LightGBM and DuckDB; importing it lazily keeps
+    # `import cycleml` (and every CLI start, --help and --version included) fast.
+    if name == "Project":
+        from .project import Project
+
+        return Project
+    raise AttributeError(f"module 'cycleml' has no attribute {name!r}")
+
 
 __all__ = [
     "CycleMLError",
     "DataError",
     "IntegrityError",
+    "InvalidRecordsError",
     "ModelError",
     "NotFoundError",
     "PayloadTooLargeError",

@@ -19,7 +19,7 @@ sources:
   # events: {{path: data/events.parquet, entity: user_id, time: ts}}
   # orders: {{url: "postgresql://app@db/prod", table: orders, entity: user_id, time: ts}}
 
-problems: {{}}
+problems:
   # churn:
   #   entity: user_id
   #   task: binary
@@ -28,7 +28,7 @@ problems: {{}}
   #   metric: {{name: recall, goal: 0.7}}
   #   features: [activity]
 
-features: {{}}
+features:
   # activity:
   #   source: events
   #   windows: [7d, 30d, 90d]
@@ -93,7 +93,18 @@ def init_project(
 ) -> dict:
     """Write cycleml.yaml (and for the demo, its data) into ``directory``."""
     root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise RequestError(
+            f"{root} exists and is not a folder",
+            hint="pass a new or existing folder to create the project in",
+        )
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RequestError(
+            f"cannot create the folder {root}: {exc.strerror or exc}",
+            hint="pass a folder you may write to",
+        ) from None
     spec_path = root / SPEC_FILE
     if spec_path.exists() and not overwrite:
         raise RequestError(
@@ -101,9 +112,7 @@ def init_project(
             hint="choose another folder, or pass --force to overwrite it",
         )
     if not demo:
-        name = "".join(ch if ch.isalnum() else "_" for ch in root.resolve().name) or "project"
-        if name[0].isdigit():
-            name = "p_" + name
+        name = _project_name(root.resolve().name)
         spec_path.write_text(STARTER.format(name=name), encoding="utf-8")
         return {"spec": str(spec_path), "demo": False}
     from .demo import generate
@@ -118,3 +127,11 @@ def init_project(
         "start": str(data.start),
         "end": str(data.end),
     }
+
+
+def _project_name(folder: str) -> str:
+    """A valid spec ``name`` (letters, digits, _; not starting with a digit) from a folder name."""
+    name = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in folder).strip("_")
+    if not name:
+        return "project"
+    return "p_" + name if name[0].isdigit() else name

@@ -6,12 +6,15 @@ import functools
 import json
 import os
 import sys
+import traceback
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ._version import __version__
@@ -33,7 +36,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(experiment_app, name="experiment")
 
 out = Console()
-err = Console(stderr=True)
+# Error lines are not wrapped at the terminal width, so each stays one line for grep and logs.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Project folder (holds cycleml.yaml).")
@@ -45,29 +49,65 @@ def _default_project() -> Path:
     return Path(os.environ.get("CYCLEML_PROJECT", "."))
 
 
+DEBUG_ENV = "CYCLEML_DEBUG"
+INTERNAL_EXIT = 70  # EX_SOFTWARE: a bug in cycleml rather than a user mistake
+
+
 def command(fn):
-    """Turn CycleMLError into `error: ...` + hint and a non-zero exit, never a traceback."""
+    """Turn CycleMLError into `error: ...` + hint and a non-zero exit, never a traceback; any
+    other exception is reported as an internal error (exit 70), with the traceback only when
+    CYCLEML_DEBUG is set."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        as_json = kwargs.get("as_json", False)
+        as_json = bool(kwargs.get("as_json", False))
         try:
             return fn(*args, **kwargs)
         except CycleMLError as exc:
-            if as_json:
-                print(json.dumps(exc.to_dict(), default=str))
-            else:
-                err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
-                for issue in getattr(exc, "issues", []):
-                    err.print(f"  - {issue}", highlight=False, markup=False)
-                if exc.hint:
-                    err.print(f"[bold]hint:[/] {exc.hint}", highlight=False)
+            _print_error(exc, as_json)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.Abort, click.ClickException):
+            raise  # typer's and click's own control flow (typer.Exit is a RuntimeError)
+        except BrokenPipeError:
+            raise  # the reader went away (`cycleml sources | head`): handled in main()
+        except Exception as exc:
+            _print_internal_error(exc, as_json)
+            raise typer.Exit(INTERNAL_EXIT) from None
 
     return wrapper
+
+
+def _print_error(exc: CycleMLError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(exc.to_dict(), default=str))
+        return
+    err.print(f"[bold red]error:[/] {escape(exc.message)}")
+    for issue in getattr(exc, "issues", []):
+        err.print(f"  - {issue}", markup=False)
+    if exc.hint:
+        err.print(f"[bold]hint:[/] {escape(exc.hint)}")
+
+
+def _print_internal_error(exc: BaseException, as_json: bool) -> None:
+    detail = str(exc).strip().splitlines()
+    message = f"internal error: {type(exc).__name__}: {detail[0] if detail else ''}".rstrip(": ")
+    debug = bool(os.environ.get(DEBUG_ENV))
+    hint = (
+        "this is a bug in cycleml, not in your project; please report it with the traceback above"
+        if debug
+        else f"this is a bug in cycleml; rerun with {DEBUG_ENV}=1 to see the traceback, and "
+        "please report it"
+    )
+    if debug:
+        err.print("".join(traceback.format_exception(exc)), markup=False, end="")
+    if as_json:
+        print(json.dumps({"error": "InternalError", "message": message, "hint": hint}))
+        return
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold]hint:[/] {escape(hint)}")
 
 
 def _project(path: Path):
@@ -99,7 +139,7 @@ def _figures(title: str, figures: dict) -> None:
             value = ", ".join(f"{k}={_short(v)}" for k, v in value.items())
         elif isinstance(value, list):
             value = ", ".join(str(v) for v in value) or "—"
-        table.add_row(key, _short(value))
+        table.add_row(key, escape(_short(value)))
     out.print(table)
 
 
@@ -151,10 +191,10 @@ def init(
     if as_json:
         _print_json(result)
         return
-    out.print(f"wrote {result['spec']}")
+    out.print(f"wrote {escape(result['spec'])}")
     if demo:
         out.print(f"demo data: {result['rows']} ({result['start']} to {result['end']})")
-    out.print(f"next: cd {directory} && cycleml validate")
+    out.print(f"next: cd {escape(str(directory))} && cycleml validate")
 
 
 @app.command()
@@ -221,12 +261,18 @@ def sources(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         table = Table("source", "kind", "rows", "columns", "entity", "time", "location")
         for i in infos:
             cols = (
-                f"[red]{i.error}[/]"
+                f"[red]{escape(i.error)}[/]"
                 if i.error
-                else ", ".join(f"{k}:{v}" for k, v in i.columns.items())
+                else escape(", ".join(f"{k}:{v}" for k, v in i.columns.items()))
             )
             table.add_row(
-                i.name, i.kind, _short(i.rows), cols, i.entity or "", i.time or "", i.location
+                i.name,
+                i.kind,
+                _short(i.rows),
+                cols,
+                i.entity or "",
+                i.time or "",
+                escape(i.location),
             )
         out.print(table)
     if any(i.error for i in infos):
@@ -264,7 +310,7 @@ def profile(
                 c["name"],
                 c["type"],
                 f"{c['null_rate']:.1%}",
-                str(c["distinct_approx"]),
+                str(c["distinct"]),
                 _short(c.get("min")),
                 _short(c.get("max")),
                 _short(c.get("mean")),
@@ -455,13 +501,14 @@ def experiment_analyze(
     )
     for v in result["variants"]:
         for metric, m in v["metrics"].items():
-            ci = f"{m['ci_low']:+.4g} to {m['ci_high']:+.4g}" if "ci_low" in m else ""
+            has_ci = m.get("ci_low") is not None and m.get("ci_high") is not None
+            ci = f"{m['ci_low']:+.4g} to {m['ci_high']:+.4g}" if has_ci else ""
             lift = f"{m['relative_lift']:+.2%}" if m.get("relative_lift") is not None else ""
             table.add_row(
                 v["variant"],
                 str(v["units"]),
                 metric,
-                f"{m['value']:.4g}",
+                _short(m.get("value")),
                 lift,
                 ci,
                 _short(m.get("p_value")),
@@ -513,3 +560,11 @@ def main() -> None:
         app()
     except SystemExit as exc:
         sys.exit(exc.code)
+    except BrokenPipeError:
+        # stdout was closed early (`cycleml sources --json | head`): exit quietly, as cat does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(141)
+    except Exception as exc:  # raised outside a command (option callbacks, typer itself)
+        _print_internal_error(exc, "--json" in sys.argv[1:])
+        sys.exit(INTERNAL_EXIT)

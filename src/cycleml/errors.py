@@ -14,6 +14,7 @@ exits with. Messages say what was wrong, what was expected, and what to do (``hi
     ├── ModelError (RuntimeError)              500, exit 7  a model cannot be trained or loaded
     │   └── IntegrityError                     500, exit 7  an artifact's sha256 does not match
     └── RequestError (ValueError)              400, exit 2  a bad argument or request body
+        ├── InvalidRecordsError                422, exit 2  records that do not fit the model
         └── PayloadTooLargeError               413, exit 2  more items than one request may hold
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "CycleMLError",
     "DataError",
     "IntegrityError",
+    "InvalidRecordsError",
     "ModelError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -85,6 +87,11 @@ class SpecError(CycleMLError, ValueError):
     def __init__(
         self, message: str, *, hint: str | None = None, issues: list[SpecIssue] | None = None
     ) -> None:
+        if hint is None and issues:
+            hint = (
+                "fix each problem listed (key path: what is wrong — what to do), then run "
+                "`cycleml validate` again"
+            )
         super().__init__(message, hint=hint)
         self.issues: list[SpecIssue] = list(issues or [])
 
@@ -136,6 +143,12 @@ class IntegrityError(ModelError):
 class RequestError(CycleMLError, ValueError):
     http_status = 400
     exit_code = 2
+
+
+class InvalidRecordsError(RequestError):
+    """A request whose items do not fit the model's features (missing, mistyped, non-finite)."""
+
+    http_status = 422
 
 
 class PayloadTooLargeError(RequestError):

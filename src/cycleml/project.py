@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -11,9 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ._validate import ValidationReport, validate_project
 from .batch import PredictionRun, latest_run, score_batch
 from .data import SourceInfo, SourceSet, profile_source
-from .errors import NotFoundError, SpecError, SpecIssue
+from .errors import NotFoundError
 from .experiments import analyze, sufficient_stats
 from .features import (
     DatasetVersion,
@@ -76,21 +77,6 @@ def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in keys if k in metrics}
 
 
-@dataclass
-class ValidationReport:
-    spec: Spec
-    sources: list[SourceInfo] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {
-            "valid": True,
-            "name": self.spec.name,
-            "sources": [s.to_dict() for s in self.sources],
-            "problems": list(self.spec.problems),
-            "feature_groups": list(self.spec.features),
-        }
-
-
 class Project:
     """A cycleml project: a folder with ``cycleml.yaml`` and the state kept in ``.cycleml/``.
 
@@ -139,47 +125,10 @@ class Project:
     # -- define and collect ------------------------------------------------------------------
 
     def validate(self) -> ValidationReport:
-        """Check the spec against the data: every source readable, every declared column
-        present, every feature group's columns found. Raises SpecError listing all problems."""
-        issues: list[SpecIssue] = []
-        infos: list[SourceInfo] = []
-        with self.open_sources() as sources:
-            for name in self.spec.sources:
-                info = sources.describe(name)
-                infos.append(info)
-                if info.error:
-                    first, _, hint = info.error.partition("\nhint: ")
-                    issues.append(SpecIssue(f"sources.{name}", first, hint or None))
-            readable = {i.name for i in infos if not i.error}
-            for pname in self.spec.problems:
-                fs = FeatureSet(self.spec, pname, sources)
-                problem = self.spec.problems[pname]
-                needed = {problem.label.source} | {
-                    self.spec.features[g].source for g in problem.features
-                }
-                if not needed <= readable:
-                    continue
-                try:
-                    _ = fs.columns  # compiles every group against the real columns
-                except SpecError as exc:
-                    issues.extend(
-                        exc.issues or [SpecIssue(f"problems.{pname}", exc.message, exc.hint)]
-                    )
-                label = problem.label
-                cols = sources.columns(label.source)
-                if getattr(label, "column", None) and label.column not in cols:
-                    issues.append(
-                        SpecIssue(
-                            f"problems.{pname}.label.column",
-                            f"column {label.column!r} is not in source {label.source!r}",
-                            f"columns are: {', '.join(cols)}",
-                        )
-                    )
-        if issues:
-            raise SpecError(
-                f"cycleml.yaml does not match the data: {len(issues)} problem(s)", issues=issues
-            )
-        return ValidationReport(self.spec, infos)
+        """Check the spec against the data and the store: every source readable, every
+        declared column present, every feature group's columns found, the store reachable.
+        Raises SpecError listing all problems; writes nothing."""
+        return validate_project(self.spec, self.path, self.store)
 
     def sources(self) -> list[SourceInfo]:
         with self.open_sources() as sources:
@@ -205,7 +154,8 @@ class Project:
 
     def features(self, problem: str, sources: SourceSet | None = None) -> FeatureSet:
         """The problem's feature definition; ``.compute(entities, as_of)`` is the one function
-        training, batch scoring, online serving and monitoring use."""
+        training, batch scoring, online serving and monitoring use. Use it in a ``with`` block
+        (or call ``.close()``) to release its DuckDB connection."""
         self._problem(problem)
         return FeatureSet(self.spec, problem, sources or self.open_sources())
 
@@ -301,11 +251,12 @@ class Project:
                 self.model_cache, fs, self.store, records=records, entities=entities, as_of=as_of
             )
 
-    def app(self):
-        """The FastAPI application serving this project."""
+    def app(self, *, token: str | None = None):
+        """The FastAPI application serving this project. ``token`` defaults to
+        ``$CYCLEML_API_TOKEN``; an empty string turns authentication off."""
         from .serve import create_app
 
-        return create_app(self)
+        return create_app(self, token=token)
 
     # -- experiment ----------------------------------------------------------------------------
 

@@ -204,7 +204,7 @@ def _serve_once(project: Project, run_id: int) -> dict:
     record = {name: _json_value(row[name]) for name in bundle.feature_names}
     by_record, by_entity = asyncio.run(
         _post_twice(
-            project.app(),
+            project.app(token=""),  # in-process: no network, so no token
             "/v1/models/churn/predict",
             {"records": [record]},
             {"entities": [str(row["user_id"])]},

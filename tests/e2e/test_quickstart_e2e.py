@@ -59,12 +59,12 @@ def test_quickstart_json_has_every_stage_and_consistent_lineage(tmp_path: Path) 
     engine = sa.create_engine(f"sqlite:///{root / '.cycleml' / 'store.db'}")
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar()
-        model_row = conn.execute(
-            sa.text("SELECT id, dataset_version_id FROM model_versions")
-        ).one()
-        pred_models = conn.execute(
-            sa.text("SELECT DISTINCT model_version_id FROM predictions")
-        ).scalars().all()
+        model_row = conn.execute(sa.text("SELECT id, dataset_version_id FROM model_versions")).one()
+        pred_models = (
+            conn.execute(sa.text("SELECT DISTINCT model_version_id FROM predictions"))
+            .scalars()
+            .all()
+        )
         monitor_row = conn.execute(
             sa.text("SELECT model_version_id, reference_dataset_id FROM monitor_runs")
         ).one()
@@ -96,7 +96,15 @@ def test_quickstart_json_has_every_stage_and_consistent_lineage(tmp_path: Path) 
 def test_quickstart_prints_a_summary_per_stage(tmp_path: Path) -> None:
     proc = _run(["quickstart", "--dir", "qs", "--users", "500"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for heading in ("1. profile", "2. dataset", "3. train", "4. predict", "5. serve",
-                    "6. experiment", "7. monitor", "Report:"):
+    for heading in (
+        "1. profile",
+        "2. dataset",
+        "3. train",
+        "4. predict",
+        "5. serve",
+        "6. experiment",
+        "7. monitor",
+        "Report:",
+    ):
         assert heading in proc.stdout, heading
     assert "Traceback" not in proc.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
@@ -47,6 +47,10 @@ def score_batch(
     """Score every entity eligible at ``as_of``; rerunning the same ``as_of`` replaces that
     partition in one transaction, so a failure leaves the previous rows in place."""
     started = time.perf_counter()
+    # The store keeps naive UTC times: an aware as_of becomes the same instant in UTC, so one
+    # instant is one partition whatever zone it was given in.
+    if as_of.tzinfo is not None:
+        as_of = as_of.astimezone(UTC).replace(tzinfo=None)
     frame = featureset.compute(None, as_of)
     if frame.empty:
         raise DataError(

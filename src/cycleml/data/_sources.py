@@ -3,7 +3,9 @@
 Every source becomes a view named after it in a DuckDB connection, so that the label, feature and
 profile SQL reads all sources the same way. Database tables are read through ADBC into Arrow
 (DuckDB's own database scanners are extensions downloaded at run time, which cycleml avoids).
-A declared ``time`` column stored as text is cast to TIMESTAMP in the view.
+A declared ``time`` column stored as text is parsed to TIMESTAMP in the view, and every timestamp
+with a time zone becomes a naive UTC TIMESTAMP (the convention of every cycleml time). PostgreSQL
+NUMERIC columns (which ADBC hands over as text) become DOUBLE.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote as url_quote
 
 import duckdb
 import pyarrow as pa
@@ -75,6 +78,11 @@ class SourceSet:
         self.spec = spec
         self.project_dir = Path(project_dir)
         self.con = duckdb.connect(":memory:")
+        # Times are naive UTC everywhere: parse text and convert zoned timestamps in UTC, whatever
+        # the machine's time zone is.
+        self.con.execute("SET TimeZone = 'UTC'")
+        # DuckDB draws a progress bar on stdout for long queries: it would corrupt `--json`.
+        self.con.execute("SET enable_progress_bar = false")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self._opened: set[str] = set()
@@ -104,6 +112,7 @@ class SourceSet:
 
     def _register(self, name: str, source: SourceSpec) -> None:
         raw = f"_raw_{name}"
+        numeric: set[str] = set()
         if source.kind == "file":
             files = self.files(name)
             fmt = source.format or _EXTENSIONS.get(Path(files[0]).suffix.lower())
@@ -115,7 +124,8 @@ class SourceSet:
             file_list = "[" + ", ".join(sql_literal(f) for f in files) + "]"
             try:
                 self.con.execute(
-                    f"CREATE VIEW {quote(raw)} AS SELECT * FROM {_READERS[fmt]}({file_list})"
+                    f"CREATE OR REPLACE VIEW {quote(raw)} AS "
+                    f"SELECT * FROM {_READERS[fmt]}({file_list})"
                 )
             except duckdb.Error as exc:
                 raise SourceError(
@@ -124,27 +134,33 @@ class SourceSet:
                 ) from None
         else:
             table = self._fetch_table(name, source)
+            numeric = {f.name for f in table.schema if _is_pg_numeric(f)}
             self.con.register(raw, table)
         columns = self._columns_of(raw)
         select = []
         for column, dtype in columns.items():
-            if column == source.time and dtype.upper() in ("VARCHAR", "TEXT"):
-                select.append(f"TRY_CAST({quote(column)} AS TIMESTAMP) AS {quote(column)}")
-            elif column == source.time and "TIME ZONE" in dtype.upper():
+            upper = dtype.upper()
+            if column == source.time and upper in ("VARCHAR", "TEXT"):
+                # Through TIMESTAMPTZ so that a written offset (+02:00, Z) is honoured; text
+                # without one is read as UTC (the session time zone).
                 select.append(
-                    f"CAST(timezone('UTC', {quote(column)}) AS TIMESTAMP) AS {quote(column)}"
+                    f"timezone('UTC', TRY_CAST({quote(column)} AS TIMESTAMPTZ)) AS {quote(column)}"
                 )
+            elif upper == "TIMESTAMP WITH TIME ZONE":
+                select.append(f"timezone('UTC', {quote(column)}) AS {quote(column)}")
+            elif column in numeric:
+                select.append(f"TRY_CAST({quote(column)} AS DOUBLE) AS {quote(column)}")
             else:
                 select.append(quote(column))
         self.con.execute(
-            f"CREATE VIEW {quote(name)} AS SELECT {', '.join(select)} FROM {quote(raw)}"
+            f"CREATE OR REPLACE VIEW {quote(name)} AS SELECT {', '.join(select)} FROM {quote(raw)}"
         )
 
     def files(self, name: str) -> list[str]:
         source = self.spec.sources[name]
         assert source.path is not None
         pattern = source.path if os.path.isabs(source.path) else str(self.project_dir / source.path)
-        files = sorted(glob.glob(pattern))
+        files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
         if not files:
             raise SourceError(
                 f"source {name!r}: no file matches {source.path} (looked in {self.project_dir})",
@@ -156,8 +172,8 @@ class SourceSet:
         assert source.url is not None and source.table is not None
         try:
             conn = _adbc_connect(source.url, self.project_dir)
-        except SourceError:
-            raise
+        except SourceError as exc:
+            raise SourceError(f"source {name!r}: {exc.message}", hint=exc.hint) from None
         except Exception as exc:  # the drivers raise their own error types
             raise SourceError(
                 f"source {name!r}: cannot connect to {_hide_password(source.url)}: {_short(exc)}",
@@ -166,6 +182,8 @@ class SourceSet:
         try:
             cur = conn.cursor()
             try:
+                if source.kind == "sqlite":
+                    _sqlite_whole_table_batches(cur, source.table)
                 cur.execute(f"SELECT * FROM {_qualified(source.table)}")
                 return cur.fetch_arrow_table()
             except Exception as exc:
@@ -214,6 +232,14 @@ class SourceSet:
             return SourceInfo(
                 name, source.kind, location, None, {}, source.entity, source.time, str(exc)
             )
+        except duckdb.Error as exc:  # e.g. a malformed line past what the reader sniffed
+            error = SourceError(
+                f"source {name!r} ({location}) cannot be read: {_short(exc)}",
+                hint="check the file is complete and the format is right",
+            )
+            return SourceInfo(
+                name, source.kind, location, None, {}, source.entity, source.time, str(error)
+            )
         return SourceInfo(
             name, source.kind, location, int(rows), columns, source.entity, source.time
         )
@@ -227,7 +253,8 @@ class SourceSet:
             if source.kind == "file":
                 for path in self.files(name):
                     stat = os.stat(path)
-                    digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+                    relative = os.path.relpath(path, self.project_dir)
+                    digest.update(f"{relative}|{stat.st_size}|{stat.st_mtime_ns}".encode())
             else:
                 view = self.view(name)
                 expr = "count(*)"
@@ -253,15 +280,41 @@ def _adbc_connect(url: str, project_dir: Path):
                 f"SQLite database {database} does not exist",
                 hint="check the source `url:` (sqlite:///relative/path.db or sqlite:////abs/path.db)",
             )
-        return sqlite_dbapi.connect(f"file:{database}?mode=ro")
+        # A SQLite URI: characters such as `#`, `?` and `%` in the path must be escaped.
+        return sqlite_dbapi.connect(f"file:{url_quote(database)}?mode=ro")
     if backend == "postgresql":
         import adbc_driver_postgresql.dbapi as pg_dbapi
 
-        libpq = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        return pg_dbapi.connect(libpq)
+        libpq_url = parsed.set(drivername="postgresql")
+        if "connect_timeout" not in libpq_url.query:
+            # libpq waits for the OS TCP timeout (minutes) on a host that does not answer.
+            libpq_url = libpq_url.update_query_dict({"connect_timeout": "10"})
+        return pg_dbapi.connect(libpq_url.render_as_string(hide_password=False))
     raise SourceError(
         f"database URL {_hide_password(url)} is not supported",
         hint="use sqlite:///path.db or postgresql://user@host/db",
+    )
+
+
+def _sqlite_whole_table_batches(cur, table: str) -> None:
+    """ADBC's SQLite driver infers each column's type from its first batch and fails on a later
+    value of another type (SQLite columns mix integers, reals and text freely). One batch that
+    holds the whole table lets it infer from every row."""
+    from adbc_driver_sqlite import StatementOptions
+
+    cur.execute(f"SELECT count(*) FROM {_qualified(table)}")
+    rows = int(cur.fetchone()[0])
+    cur.adbc_statement.set_options(
+        **{StatementOptions.BATCH_ROWS.value: str(max(1024, min(rows + 1, 2**30)))}
+    )
+
+
+def _is_pg_numeric(field: pa.Field) -> bool:
+    """ADBC hands PostgreSQL NUMERIC over as an opaque text extension type."""
+    meta = field.metadata or {}
+    return (
+        meta.get(b"POSTGRESQL:type") == b"numeric"
+        or meta.get(b"ADBC:postgresql:typname") == b"numeric"
     )
 
 

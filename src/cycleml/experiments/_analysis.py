@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import duckdb
 from scipy import stats
 
 from ..data import SourceSet, quote
@@ -39,11 +40,57 @@ def sufficient_stats(sources: SourceSet, spec: ExperimentSpec) -> dict[str, dict
             f"sum({col}) AS {quote(name + '__sum')}",
             f"sum({col} * {col}) AS {quote(name + '__sumsq')}",
             f"count({col}) AS {quote(name + '__n')}",
+            # the two-pass variance, exact where sum of squares minus n * mean^2 cancels
+            f"var_samp({col}) AS {quote(name + '__var')}",
+            f"min({col}) AS {quote(name + '__min')}",
+            f"max({col}) AS {quote(name + '__max')}",
         ]
-    relation = sources.con.sql(f"SELECT {', '.join(parts)} FROM {view} GROUP BY 1 ORDER BY 1")
-    names = relation.columns
-    rows = relation.fetchall()
-    return {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    try:
+        relation = sources.con.sql(f"SELECT {', '.join(parts)} FROM {view} GROUP BY 1 ORDER BY 1")
+        names = relation.columns
+        rows = relation.fetchall()
+    except duckdb.Error as exc:
+        metrics = ", ".join(f"{n} ({m.column})" for n, m in spec.metrics.items())
+        raise DataError(
+            f"cannot compute the metrics {metrics} of source {spec.source!r}: "
+            f"{str(exc).splitlines()[0]}",
+            hint="metric columns must hold numbers (0/1 or true/false for a proportion)",
+        ) from None
+    groups = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
+    unit, variant = quote(spec.unit), quote(spec.variant)
+    total_rows, total_units, in_two = sources.con.execute(
+        f"SELECT sum(n), count(*), count(*) FILTER (WHERE variants > 1) FROM ("
+        f"SELECT {unit}, count(*) AS n, count(DISTINCT {variant}) AS variants "
+        f"FROM {view} GROUP BY 1)"
+    ).fetchone()
+    repeated = int(total_rows or 0) - int(total_units or 0)
+    if repeated:
+        detail = f"; {in_two} unit(s) appear in more than one variant" if in_two else ""
+        raise DataError(
+            f"experiment source {spec.source!r} has {repeated} more row(s) than units "
+            f"(column {spec.unit!r}){detail}",
+            hint="the source needs one row per unit with its variant and outcomes; "
+            "aggregate per unit first (for example max() of a 0/1 outcome, sum() of revenue)",
+        )
+    if None in groups:
+        raise DataError(
+            f"{groups[None]['n_rows']} row(s) of source {spec.source!r} have no variant "
+            f"(column {spec.variant!r} is null)",
+            hint="every unit must have a variant; fix the data or filter those rows out",
+        )
+    for name, metric in spec.metrics.items():
+        if metric.type != "proportion":
+            continue
+        for variant, g in groups.items():
+            low, high = g[f"{name}__min"], g[f"{name}__max"]
+            if (low is not None and low < 0) or (high is not None and high > 1):
+                raise DataError(
+                    f"metric {name!r} is a proportion but column {metric.column!r} holds values "
+                    f"from {low:g} to {high:g} in variant {variant!r}",
+                    hint="a proportion's column holds 0/1 (or true/false) per unit; "
+                    "use `type: mean` for other numbers",
+                )
+    return groups
 
 
 def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
@@ -65,7 +112,7 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
         }
         for metric_name, metric in spec.metrics.items():
             n = int(g[f"{metric_name}__n"])
-            mean = g[f"{metric_name}__sum"] / n if n else float("nan")
+            mean = float(g[f"{metric_name}__sum"]) / n if n else None
             entry["metrics"][metric_name] = {"n": n, "value": mean}
             if variant != spec.control:
                 entry["metrics"][metric_name].update(
@@ -85,16 +132,34 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
 
 
 def _moments(g: dict, metric: str) -> tuple[int, float, float]:
+    """n, mean and sample variance from sufficient statistics (``__var`` when the engine gave
+    it, else from the sum of squares)."""
     n = int(g[f"{metric}__n"])
-    total, sumsq = float(g[f"{metric}__sum"]), float(g[f"{metric}__sumsq"])
-    mean = total / n
-    var = (sumsq - n * mean * mean) / (n - 1) if n > 1 else float("nan")
-    return n, mean, max(var, 0.0)
+    total, sumsq = float(g[f"{metric}__sum"] or 0.0), float(g[f"{metric}__sumsq"] or 0.0)
+    mean = total / n if n else float("nan")
+    var = g.get(f"{metric}__var")
+    if var is None:
+        var = (sumsq - n * mean * mean) / (n - 1) if n > 1 else float("nan")
+    return n, mean, max(float(var), 0.0) if n > 1 else float("nan")
 
 
 def compare(kind: str, control: dict, treat: dict, metric: str, alpha: float) -> dict:
     n0, m0, v0 = _moments(control, metric)
     n1, m1, v1 = _moments(treat, metric)
+    if n0 < 2 or n1 < 2:
+        return {
+            "test": None,
+            "statistic": None,
+            "p_value": None,
+            "absolute_lift": m1 - m0 if n0 and n1 else None,
+            "ci_low": None,
+            "ci_high": None,
+            "relative_lift": None,
+            "relative_ci_low": None,
+            "relative_ci_high": None,
+            "significant": False,
+            "note": f"too few values to test ({n0} in control, {n1} in the variant; need 2 each)",
+        }
     z_crit = stats.norm.ppf(1 - alpha / 2)
     diff = m1 - m0
     if kind == "proportion":
@@ -131,13 +196,21 @@ def compare(kind: str, control: dict, treat: dict, metric: str, alpha: float) ->
 
 
 def sample_ratio_check(spec: ExperimentSpec, groups: dict[str, dict]) -> dict:
-    names = list(groups)
-    observed = [int(groups[v]["units"]) for v in names]
+    # every variant with a weight counts, also one with no units in the data (that is a mismatch)
+    names = list(dict.fromkeys([*(spec.weights or {}), *groups]))
+    observed = [int(groups[v]["units"]) if v in groups else 0 for v in names]
     total = sum(observed)
     weights = spec.weights or {v: 1 / len(names) for v in names}
     expected = [total * weights.get(v, 0.0) for v in names]
     if any(e == 0 for e in expected):
-        return {"p_value": None, "mismatch": True, "note": "a variant in the data has no weight"}
+        unweighted = [v for v, e in zip(names, expected, strict=True) if e == 0]
+        return {
+            "observed": dict(zip(names, observed, strict=True)),
+            "expected_share": {v: weights.get(v, 0.0) for v in names},
+            "p_value": None,
+            "mismatch": True,
+            "note": f"variant(s) {', '.join(unweighted)} in the data have no weight",
+        }
     result = stats.chisquare(observed, expected)
     return {
         "observed": dict(zip(names, observed, strict=True)),
@@ -154,8 +227,10 @@ def decide(spec: ExperimentSpec, variants: list[dict], srm: dict, primary: str) 
             "fix it before reading results"
         )
     treatments = [v for v in variants if not v["control"]]
-    best = min(treatments, key=lambda v: v["metrics"][primary]["p_value"])
+    best = min(treatments, key=lambda v: _p_or_one(v["metrics"][primary]["p_value"]))
     m = best["metrics"][primary]
+    if m["p_value"] is None:
+        return f"no detectable difference yet in {primary}: {m.get('note', 'too little data')}"
     confidence = int(round((1 - spec.alpha) * 100))
     if m["significant"] and m["relative_lift"] is not None:
         verdict = "wins" if m["absolute_lift"] > 0 else "loses"
@@ -170,6 +245,10 @@ def decide(spec: ExperimentSpec, variants: list[dict], srm: dict, primary: str) 
         else ""
     )
     return f"no detectable difference yet in {primary}{more}"
+
+
+def _p_or_one(p: float | None) -> float:
+    return 1.0 if p is None or math.isnan(p) else p
 
 
 def _more_units_needed(m: dict, alpha: float, power: float = 0.8) -> int | None:

@@ -91,27 +91,32 @@ def build_dataset(
             sha, dest = artifacts.put(
                 tmp, "datasets", f"{featureset.name}-{version_id}.parquet", conn=conn
             )
-            conn.execute(dataset_versions.delete().where(dataset_versions.c.id == version_id))
-            conn.execute(
-                dataset_versions.insert().values(
-                    id=version_id,
-                    problem=featureset.name,
-                    spec_hash=spec_part,
-                    data_fingerprint=fingerprint,
-                    path=str(dest.relative_to(artifacts.root)),
-                    artifact_sha256=sha,
-                    rows=len(frame),
-                    cutoffs=len(built.cutoffs),
-                    label_balance=balance,
-                    features=[
-                        {"name": c.name, "kind": c.kind, "group": c.group}
-                        for c in featureset.columns
-                    ],
-                    notes=built.notes,
-                    build_seconds=time.perf_counter() - started,
-                    created_at=utcnow(),
-                )
+            values = dict(
+                problem=featureset.name,
+                spec_hash=spec_part,
+                data_fingerprint=fingerprint,
+                path=str(dest.relative_to(artifacts.root)),
+                artifact_sha256=sha,
+                rows=len(frame),
+                cutoffs=len(built.cutoffs),
+                label_balance=balance,
+                features=[
+                    {"name": c.name, "kind": c.kind, "group": c.group} for c in featureset.columns
+                ],
+                notes=built.notes,
+                build_seconds=time.perf_counter() - started,
+                created_at=utcnow(),
             )
+            # A rebuild (forced, or its file lost) updates the row in place: model versions
+            # may point at it, so it cannot be deleted and inserted again.
+            if existing is None:
+                conn.execute(dataset_versions.insert().values(id=version_id, **values))
+            else:
+                conn.execute(
+                    dataset_versions.update()
+                    .where(dataset_versions.c.id == version_id)
+                    .values(**values)
+                )
     finally:
         for leftover in scratch.iterdir():
             leftover.unlink()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
@@ -46,6 +46,16 @@ class FeatureSet:
         self.sources = sources
         self._groups: list[CompiledGroup] | None = None
 
+    def close(self) -> None:
+        """Close the DuckDB connection of the sources this feature set reads."""
+        self.sources.close()
+
+    def __enter__(self) -> FeatureSet:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     @property
     def entity(self) -> str:
         return self.problem.entity
@@ -54,10 +64,26 @@ class FeatureSet:
     def groups(self) -> list[CompiledGroup]:
         if self._groups is None:
             groups = []
+            errors: list[SpecError] = []
             for name in self.problem.features:
                 group = self.spec.features[name]
                 columns = self.sources.check(group.source)
-                groups.append(compile_group(name, group, self.spec.sources[group.source], columns))
+                try:
+                    compiled = compile_group(name, group, self.spec.sources[group.source], columns)
+                except SpecError as exc:  # report every bad group at once, not the first only
+                    errors.append(exc)
+                    continue
+                groups.append(compiled)
+            if len(errors) == 1:
+                raise errors[0]
+            if errors:
+                issues = [
+                    issue for exc in errors for issue in exc.issues or [SpecIssue("", exc.message)]
+                ]
+                raise SpecError(
+                    f"problem {self.name!r}: {len(errors)} feature groups have problems",
+                    issues=issues,
+                )
             self._check_names(groups)
             self._groups = groups
         return self._groups
@@ -103,11 +129,14 @@ class FeatureSet:
     # -- the one compute function ------------------------------------------------------------
 
     def compute(
-        self, entities: Sequence[str] | None, as_of: datetime | Sequence[datetime]
+        self, entities: Sequence[str] | None, as_of: datetime | date | Sequence[datetime]
     ) -> pd.DataFrame:
         """Feature rows for ``entities`` as of ``as_of`` (one time, or one per entity).
 
-        ``entities=None`` means every entity eligible at ``as_of`` under the problem's label."""
+        ``entities=None`` means every entity eligible at ``as_of`` under the problem's label.
+        A date means its midnight."""
+        if isinstance(as_of, date) and not isinstance(as_of, datetime):
+            as_of = datetime(as_of.year, as_of.month, as_of.day)
         if entities is None:
             if not isinstance(as_of, datetime):
                 raise DataError("as_of must be one time when entities are not given")
@@ -186,12 +215,19 @@ class FeatureSet:
         horizon = timedelta(days=label_horizon_days(self.problem))
         last = _as_datetime(schedule.end) if schedule.end else None
         if end_of_data is None:
-            raise DataError(f"problem {self.name!r}: the label source has no rows")
+            raise DataError(
+                f"problem {self.name!r}: the label source {self.problem.label.source!r} has no "
+                "rows with a time, so no cutoff can be checked for a complete label window",
+                hint=f"check sources.{self.problem.label.source}: it needs rows and a `time`",
+            )
         limit = end_of_data - horizon
         stop = min(last, limit) if last else limit
+        # Without an `end`, the schedule runs to the end of the data: the cutoffs in its last
+        # label horizon are left out (and counted), just as those past an explicit `end` are.
+        final = last or end_of_data
         cutoffs, dropped = [], 0
         current = start
-        while current <= (last or limit):
+        while current <= final:
             if current <= stop:
                 cutoffs.append(current)
             else:

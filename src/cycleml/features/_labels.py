@@ -73,7 +73,9 @@ def data_end(problem: ProblemSpec, sources: SourceSet) -> datetime | None:
     if not spec.time:
         return None
     value = sources.con.execute(
-        f"SELECT max({quote(spec.time)}) FROM {sources.view(problem.label.source)}"
+        # A DATE column gives a date: make it a timestamp so it compares with the cutoffs.
+        f"SELECT CAST(max({quote(spec.time)}) AS TIMESTAMP) FROM "
+        f"{sources.view(problem.label.source)}"
     ).fetchall()[0][0]
     return value
 

@@ -26,12 +26,25 @@ def ks_drift(reference: pd.Series, current: pd.Series) -> dict:
     return {"method": "ks", "statistic": float(result.statistic), "p_value": float(result.pvalue)}
 
 
+MISSING = "__missing__"
+
+
 def chi2_drift(reference: pd.Series, current: pd.Series) -> dict:
-    ref = reference.astype(object).where(reference.notna(), "__missing__").astype(str)
-    cur = current.astype(object).where(current.notna(), "__missing__").astype(str)
+    """Chi-square test of independence on the 2 x k table (reference/current x category), no
+    continuity correction; a missing value counts as its own category. A side with no values at
+    all is skipped (that is a missing-rate change, not a distribution to compare)."""
+    if reference.notna().sum() == 0 or current.notna().sum() == 0:
+        return {
+            "method": "chi2",
+            "statistic": None,
+            "p_value": None,
+            "skipped": "no values on one side",
+        }
+    ref = reference.astype(object).where(reference.notna(), MISSING).astype(str)
+    cur = current.astype(object).where(current.notna(), MISSING).astype(str)
     categories = sorted(set(ref.unique()) | set(cur.unique()))
     if len(categories) < 2:
-        return {"method": "chi2", "statistic": 0.0, "p_value": 1.0}
+        return {"method": "chi2", "statistic": 0.0, "p_value": 1.0, "new_categories": []}
     table = np.array(
         [
             ref.value_counts().reindex(categories, fill_value=0).to_numpy(),
@@ -39,7 +52,7 @@ def chi2_drift(reference: pd.Series, current: pd.Series) -> dict:
         ]
     )
     result = stats.chi2_contingency(table, correction=False)
-    new = sorted(set(cur.unique()) - set(ref.unique()))
+    new = sorted(set(cur.unique()) - set(ref.unique()) - {MISSING})
     return {
         "method": "chi2",
         "statistic": float(result.statistic),

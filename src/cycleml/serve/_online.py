@@ -11,7 +11,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from ..errors import RequestError
+from ..data import quote
+from ..errors import InvalidRecordsError
 from ..features import FeatureSet
 from ..registry import ModelBundle, ModelVersion, Registry
 from ..store import Store, utcnow
@@ -50,7 +51,10 @@ class ModelCache:
 
 
 def check_records(records: list[dict], bundle: ModelBundle) -> pd.DataFrame:
-    """A frame of the model's features; a missing or mistyped field is a RequestError naming it."""
+    """A frame of the model's features; a missing, mistyped or non-finite field is an
+    InvalidRecordsError (HTTP 422) naming it."""
+    if not records:
+        raise InvalidRecordsError("records is empty", hint="send at least one record")
     problems = []
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -73,7 +77,7 @@ def check_records(records: list[dict], bundle: ModelBundle) -> pd.DataFrame:
     if problems:
         shown = problems[:20]
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-        raise RequestError(
+        raise InvalidRecordsError(
             "invalid records: " + "; ".join(shown) + more,
             hint="send every feature of the model (GET /v1/models/{problem} lists them); "
             "null is allowed for a missing value",
@@ -91,8 +95,11 @@ def predict_online(
     as_of: datetime | None = None,
     log: bool = True,
 ) -> dict:
+    """Score records (feature values) or entities (features computed as of ``as_of``, default
+    now). Items answer in request order; an unknown entity answers ``score: null`` with an
+    ``error`` instead of failing the request. Every scored item is one prediction-log row."""
     if (records is None) == (entities is None):
-        raise RequestError("send exactly one of `records` or `entities`")
+        raise InvalidRecordsError("send exactly one of `records` or `entities`")
     started = time.perf_counter()
     loaded = cache.get(featureset.name)
     bundle = loaded.bundle
@@ -102,37 +109,62 @@ def predict_online(
             str(r.get("id", i)) if isinstance(r, dict) else str(i) for i, r in enumerate(records)
         ]
         inputs = records
+        order = list(range(len(records)))
     else:
-        when = as_of or utcnow()
-        computed = featureset.compute(entities, when)
-        frame = computed
-        ids = [str(e) for e in computed[featureset.entity]]
+        if not entities:
+            raise InvalidRecordsError("entities is empty", hint="send at least one entity id")
+        ids = [str(e) for e in entities]
+        when = _naive_utc(as_of) if as_of is not None else utcnow()
+        known = _known_entities(featureset, ids)
+        unique = list(dict.fromkeys(e for e in ids if e in known))
+        if unique:
+            computed = featureset.compute(unique, when)
+            computed[featureset.entity] = computed[featureset.entity].astype(str)
+            frame = computed.set_index(featureset.entity, drop=False).loc[unique]
+            frame = frame.reset_index(drop=True)
+        else:
+            frame = pd.DataFrame(columns=bundle.feature_names)
+        position = {e: i for i, e in enumerate(unique)}
+        order = [position.get(e) for e in ids]
         inputs = (
-            computed[bundle.feature_names]
+            frame[bundle.feature_names]
             .astype(object)
-            .where(computed.notna(), None)
+            .where(frame[bundle.feature_names].notna(), None)
             .to_dict("records")
         )
-    scores = bundle.score(frame)
-    labels = bundle.labels(scores)
+    scores = bundle.score(frame) if len(frame) else []
+    labels = bundle.labels(scores) if len(frame) else None
     request_id = uuid.uuid4().hex
-    items = [
-        {
+    items = []
+    logged_items, logged_inputs = [], []
+    for i, row in enumerate(order):
+        if row is None:
+            items.append(
+                {
+                    "id": ids[i],
+                    "score": None,
+                    "label": None,
+                    "error": f"unknown {featureset.entity} {ids[i]!r}",
+                }
+            )
+            continue
+        item = {
             "id": ids[i],
-            "score": float(scores[i]),
-            "label": int(labels[i]) if labels is not None else None,
+            "score": float(scores[row]),
+            "label": int(labels[row]) if labels is not None else None,
         }
-        for i in range(len(scores))
-    ]
+        items.append(item)
+        logged_items.append(item)
+        logged_inputs.append(inputs[row])
     latency = (time.perf_counter() - started) * 1000
-    if log:
+    if log and logged_items:
         log_predictions(
             store,
             featureset.name,
             loaded.version.id,
             request_id,
-            items,
-            inputs,
+            logged_items,
+            logged_inputs,
             latency,
             entities is not None,
         )
@@ -141,6 +173,38 @@ def predict_online(
         "request_id": request_id,
         "predictions": items,
     }
+
+
+def _naive_utc(when: datetime) -> datetime:
+    """The store's time convention: naive UTC (an aware time is converted, a naive one kept)."""
+    if when.tzinfo is None:
+        return when
+    from datetime import UTC
+
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+def _known_entities(featureset: FeatureSet, entities: list[str]) -> set[str]:
+    """The entities present in any source the problem reads (features or label)."""
+    spec = featureset.spec
+    problem = featureset.problem
+    names = [spec.features[g].source for g in problem.features] + [problem.label.source]
+    sources = featureset.sources
+    wanted = sorted(set(entities))
+    found: set[str] = set()
+    for name in dict.fromkeys(names):
+        column = spec.sources[name].entity
+        if not column:
+            continue
+        col = f"CAST({quote(column)} AS VARCHAR)"
+        rows = sources.con.execute(
+            f"SELECT DISTINCT {col} FROM {sources.view(name)} WHERE {col} IN (SELECT unnest(?))",
+            [wanted],
+        ).fetchall()
+        found.update(r[0] for r in rows)
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 def log_predictions(

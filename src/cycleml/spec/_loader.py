@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError, SpecIssue, SpecNotFoundError
 from ._checks import cross_check, unknown_name
-from ._models import Spec
+from ._models import LABEL_KINDS, NAME_PATTERN, Spec
 
 SPEC_FILE = "cycleml.yaml"
 
@@ -30,37 +30,80 @@ def load_spec(project_dir: str | Path) -> Spec:
             hint="run `cycleml init` to create one (or `cycleml init --demo` for the demo "
             "product), or pass --project DIR pointing at a folder that has one",
         )
-    return parse_spec(path.read_text(encoding="utf-8"), source_name=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)",
+            hint="save cycleml.yaml as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise SpecError(
+            f"{path} cannot be read: {exc.strerror or exc}",
+            hint="check the file's permissions",
+        ) from None
+    return parse_spec(text, source_name=str(path))
 
 
 def parse_spec(text: str, *, source_name: str = SPEC_FILE) -> Spec:
+    """Validate the text of a cycleml.yaml; raise :class:`SpecError` listing every problem."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+    except yaml.YAMLError as exc:
         raise SpecError(
             f"{source_name} is not valid YAML",
-            issues=[SpecIssue("", f"{exc.problem or exc}", "fix the YAML syntax", line)],
+            hint="fix the YAML syntax at the line shown",
+            issues=[
+                SpecIssue("", _yaml_problem(exc), "fix the YAML syntax", _yaml_line(exc, text))
+            ],
         ) from None
     if not isinstance(data, dict):
         raise SpecError(
             f"{source_name} must be a mapping of keys such as spec_version, name, sources",
             hint="start from `cycleml init`",
         )
-    lines = _key_lines(node)
+    lines: dict[str, int] = {}
+    duplicates: list[SpecIssue] = []
+    _key_lines(node, "", lines, duplicates)
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        issues = [_issue_from_pydantic(err, lines) for err in exc.errors()]
+        issues = duplicates + [_issue_from_pydantic(err, lines) for err in exc.errors()]
         # Cross-references can still be checked on the raw data that did parse.
         issues.extend(_raw_cross_check(data, lines))
-        raise SpecError(f"{source_name} has {len(issues)} problem(s)", issues=issues) from None
-    issues = [_with_line(i, lines) for i in cross_check(spec)]
+        raise SpecError(
+            f"{source_name} has {len(issues)} problem(s)", hint=_FIX_HINT, issues=issues
+        ) from None
+    issues = duplicates + [_with_line(i, lines) for i in cross_check(spec)]
     if issues:
-        raise SpecError(f"{source_name} has {len(issues)} problem(s)", issues=issues)
+        raise SpecError(
+            f"{source_name} has {len(issues)} problem(s)", hint=_FIX_HINT, issues=issues
+        )
     return spec
+
+
+_FIX_HINT = (
+    "fix each key listed above (docs/spec.md describes every key), then run `cycleml validate`"
+)
+_LABEL_KINDS = ", ".join(LABEL_KINDS)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return str(exc.problem or exc)
+    if isinstance(exc, yaml.reader.ReaderError):
+        return f"the control character U+{exc.character:04X} is not allowed in YAML"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _yaml_line(exc: yaml.YAMLError, text: str) -> int | None:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        return mark.line + 1 if mark is not None else None
+    if isinstance(exc, yaml.reader.ReaderError):
+        return text.count("\n", 0, exc.position) + 1
+    return None
 
 
 def spec_hash(spec: Spec) -> str:
@@ -72,20 +115,35 @@ def spec_hash(spec: Spec) -> str:
 # ---- locations -------------------------------------------------------------------------------
 
 
-def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    """Map each dotted key path to its 1-based line in the YAML text."""
-    out: dict[str, int] = {}
+def _key_lines(
+    node: yaml.Node | None, prefix: str, out: dict[str, int], duplicates: list[SpecIssue]
+) -> None:
+    """Fill ``out`` with each dotted key path's 1-based line in the YAML text; a key written
+    twice in one mapping (YAML keeps only the last silently) goes to ``duplicates``."""
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            path = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            out[path] = key_node.start_mark.line + 1
-            out.update(_key_lines(value_node, path))
+            key = str(key_node.value)
+            path = f"{prefix}.{key}" if prefix else key
+            line = key_node.start_mark.line + 1
+            if key_node.tag != "tag:yaml.org,2002:merge" and key in seen:
+                duplicates.append(
+                    SpecIssue(
+                        path,
+                        f"key {key!r} appears twice (first on line {seen[key]}); YAML would keep "
+                        "only the last one",
+                        "remove or merge one of them",
+                        line,
+                    )
+                )
+            seen.setdefault(key, line)
+            out[path] = line
+            _key_lines(value_node, path, out, duplicates)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             path = f"{prefix}.{index}"
             out[path] = item.start_mark.line + 1
-            out.update(_key_lines(item, path))
-    return out
+            _key_lines(item, path, out, duplicates)
 
 
 def _with_line(issue: SpecIssue, lines: dict[str, int]) -> SpecIssue:
@@ -98,9 +156,12 @@ def _with_line(issue: SpecIssue, lines: dict[str, int]) -> SpecIssue:
 
 
 def _issue_from_pydantic(err: dict[str, Any], lines: dict[str, int]) -> SpecIssue:
-    loc, model_at = _walk(err["loc"])
+    raw_loc = tuple(err["loc"])
+    is_key = bool(raw_loc) and raw_loc[-1] == "[key]"
+    loc, model_at = _walk(raw_loc[:-1] if is_key else raw_loc)
     path = ".".join(str(p) for p in loc)
     kind = err["type"]
+    ctx = err.get("ctx") or {}
     hint: str | None = None
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else ""
@@ -114,12 +175,23 @@ def _issue_from_pydantic(err: dict[str, Any], lines: dict[str, int]) -> SpecIssu
         message = "this key is required"
         hint = "add it (see docs/spec.md for an example)"
     elif kind == "union_tag_invalid":
-        message = str(err["msg"])
-        hint = "set `kind` to one of the label kinds listed in docs/spec.md"
+        message = f"unknown label kind {ctx.get('tag')!r}"
+        hint = f"set `kind` to one of: {_LABEL_KINDS}"
+    elif kind == "union_tag_not_found":
+        message = "`kind` is required here"
+        hint = f"add `kind:`, one of: {_LABEL_KINDS}"
+    elif kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
+        message = f"{err['input']!r} is not a valid name"
+        hint = "use letters, digits and _, starting with a letter or _ (for example churn_30d)"
     else:
         message = str(err["msg"]).removeprefix("Value error, ")
-        if "input" in err and not isinstance(err["input"], dict | list):
-            message += f" (got {err['input']!r})"
+        value = err.get("input")
+        shown = repr(value)
+        if is_key:
+            message = f"{shown} cannot be used as a name: {message}"
+        elif "input" in err and not isinstance(value, dict | list) and shown not in message:
+            message += f" (got {shown})"
+        hint = "see docs/spec.md for what this key takes"
     return _with_line(SpecIssue(path, message, hint), lines)
 
 
@@ -193,17 +265,24 @@ def _raw_cross_check(data: dict, lines: dict[str, int]) -> list[SpecIssue]:
     sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
     problems = data.get("problems") if isinstance(data.get("problems"), dict) else {}
     for pname, problem in problems.items():
-        if not isinstance(problem, dict) or not isinstance(problem.get("features"), list):
+        if not isinstance(problem, dict):
             continue
-        for index, group in enumerate(problem["features"]):
+        wanted = problem.get("features") if isinstance(problem.get("features"), list) else []
+        for index, group in enumerate(wanted):
             if isinstance(group, str) and group not in groups:
                 issues.append(
                     unknown_name(
                         "feature group", group, groups, f"problems.{pname}.features.{index}"
                     )
                 )
-    for gname, group in groups.items():
-        source = group.get("source") if isinstance(group, dict) else None
+        label = problem.get("label")
+        source = label.get("source") if isinstance(label, dict) else None
         if isinstance(source, str) and source not in sources:
-            issues.append(unknown_name("source", source, sources, f"features.{gname}.source"))
+            issues.append(unknown_name("source", source, sources, f"problems.{pname}.label.source"))
+    for section in ("features", "experiments"):
+        entries = data.get(section) if isinstance(data.get(section), dict) else {}
+        for name, entry in entries.items():
+            source = entry.get("source") if isinstance(entry, dict) else None
+            if isinstance(source, str) and source not in sources:
+                issues.append(unknown_name("source", source, sources, f"{section}.{name}.source"))
     return [_with_line(i, lines) for i in issues]

@@ -8,9 +8,16 @@ problems are reported at once.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from ._durations import Duration, parse_duration
 
@@ -77,6 +84,10 @@ class ColumnLabel(_Model):
 
 
 Label = Annotated[InactivityLabel | ColumnLabel, Field(discriminator="kind")]
+LABEL_KINDS: tuple[str, ...] = tuple(
+    get_args(model.model_fields["kind"].annotation)[0] for model in (InactivityLabel, ColumnLabel)
+)
+"""The values `kind` takes in a problem's label (for error hints)."""
 
 
 class CutoffSchedule(_Model):
@@ -187,14 +198,21 @@ class ExperimentSpec(_Model):
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     weights: dict[str, float] | None = None
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is not None:
+            if any(w < 0 for w in weights.values()):
+                raise ValueError("`weights` cannot be negative")
+            total = sum(weights.values())
+            if abs(total - 1) > 1e-6:
+                raise ValueError(f"`weights` must sum to 1 (they sum to {total:g})")
+        return weights
+
     @model_validator(mode="after")
     def _primary(self) -> ExperimentSpec:
         if self.primary is not None and self.primary not in self.metrics:
             raise ValueError(f"`primary` {self.primary!r} is not one of `metrics`")
-        if self.weights is not None:
-            total = sum(self.weights.values())
-            if abs(total - 1) > 1e-6:
-                raise ValueError(f"`weights` must sum to 1 (they sum to {total:g})")
         return self
 
     @property
@@ -217,3 +235,11 @@ class Spec(_Model):
     training: TrainingSpec = TrainingSpec()
     experiments: dict[Name, ExperimentSpec] = {}
     monitoring: MonitoringSpec = MonitoringSpec()
+
+    @field_validator(
+        "sources", "problems", "features", "training", "experiments", "monitoring", mode="before"
+    )
+    @classmethod
+    def _empty_section(cls, value):
+        """A section written with nothing under it (``sources:``) is YAML null: read it as empty."""
+        return {} if value is None else value

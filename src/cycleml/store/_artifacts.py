@@ -23,6 +23,10 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _holds(path: Path, sha: str) -> bool:
+    return path.is_file() and sha256_file(path) == sha
+
+
 class ArtifactStore:
     """A folder of content-addressed files; the store remembers each file's hash."""
 
@@ -31,37 +35,53 @@ class ArtifactStore:
         self.store = store
 
     def put(self, src: str | Path, kind: str, name: str, conn=None) -> tuple[str, Path]:
-        """Move ``src`` into the artifact folder as ``kind/name`` and record its sha256.
+        """Copy ``src`` into the artifact folder as ``kind/name`` and record its sha256.
 
-        The row is written on ``conn`` when given, so it commits with the caller's rows."""
+        The row is written on ``conn`` when given, so it commits with the caller's rows. A file
+        already stored keeps its bytes: content already recorded (and intact) is not copied again,
+        and a different content never overwrites ``kind/name`` (it gets the name with its hash)."""
         sha = sha256_file(src)
+        if conn is None:
+            with self.store.begin() as own:
+                return sha, self._put(src, sha, kind, name, own)
+        return sha, self._put(src, sha, kind, name, conn)
+
+    def _put(self, src: str | Path, sha: str, kind: str, name: str, conn) -> Path:
+        recorded = conn.execute(
+            sa.select(artifacts.c.path).where(artifacts.c.sha256 == sha)
+        ).scalar_one_or_none()
+        if recorded is not None and _holds(self.root / recorded, sha):
+            return self.root / recorded
         dest = self.root / kind / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if Path(src).resolve() != dest.resolve():
-            tmp = dest.with_suffix(dest.suffix + ".tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+        if dest.exists() and not _holds(dest, sha):
+            # Another content lives under that name (and may be recorded): keep it intact.
+            dest = dest.with_name(f"{dest.stem}-{sha[:12]}{dest.suffix}")
+        if not _holds(dest, sha):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         row = {
             "sha256": sha,
-            "path": str(dest.relative_to(self.root)),
+            "path": dest.relative_to(self.root).as_posix(),
             "size": dest.stat().st_size,
             "kind": kind,
             "created_at": utcnow(),
         }
-        if conn is None:
-            with self.store.begin() as own:
-                self._record(own, row)
-        else:
-            self._record(conn, row)
-        return sha, dest
-
-    @staticmethod
-    def _record(conn, row: dict) -> None:
-        exists = conn.execute(
-            sa.select(artifacts.c.sha256).where(artifacts.c.sha256 == row["sha256"])
-        ).first()
-        if exists is None:
+        if recorded is None:
             conn.execute(artifacts.insert().values(**row))
+        else:  # the recorded file was gone or changed: point the row at the restored copy
+            conn.execute(
+                artifacts.update()
+                .where(artifacts.c.sha256 == sha)
+                .values(path=row["path"], size=row["size"])
+            )
+        return dest
 
     def verified_path(self, sha256: str) -> Path:
         """The artifact's path, after checking its content still has the recorded hash."""

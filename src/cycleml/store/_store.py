@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,12 +12,26 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from ..errors import StoreError
 
 _MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+
+# Migrations run one at a time: Alembic keeps its context in module globals (threads of one
+# process), and across processes PostgreSQL takes a transaction-scoped advisory lock and SQLite
+# its write lock (several server workers opening a fresh store at once would otherwise race to
+# create the same tables).
+_MIGRATION_LOCK = threading.Lock()
+_PG_MIGRATION_LOCK_KEY = 0x6379636C656D6C  # "cycleml"
 
 
 def utcnow() -> datetime:
@@ -37,7 +52,6 @@ def resolve_url(url: str, base_dir: Path) -> str:
         database = parsed.database
         if database and database != ":memory:" and not os.path.isabs(database):
             database = str((base_dir / database).resolve())
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
             parsed = parsed.set(database=database)
         return parsed.render_as_string(hide_password=False)
     if parsed.get_backend_name() == "postgresql":
@@ -75,7 +89,13 @@ class Store:
 
     def __init__(self, url: str, base_dir: str | Path = ".") -> None:
         self.url = resolve_url(url, Path(base_dir))
-        self.engine = make_engine(self.url)
+        try:
+            self.engine = make_engine(self.url)
+        except (ImportError, NoSuchModuleError, ArgumentError) as exc:
+            raise StoreError(
+                f"store URL {self.display_url} cannot be used: {_first_line(exc)}",
+                hint="cycleml's store runs on sqlite:/// or postgresql+psycopg:// URLs",
+            ) from None
         self._migrated = False
 
     @property
@@ -86,22 +106,77 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def _sqlite_folder(self) -> Path | None:
+        database = make_url(self.url).database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database).parent
+
+    def _make_folder(self) -> None:
+        folder = self._sqlite_folder()
+        if folder is None:
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"store {self.display_url}: cannot create the folder {folder}: "
+                f"{exc.strerror or exc}",
+                hint="point `store:` at a path whose folder can be created and written",
+            ) from None
+
+    def ping(self) -> None:
+        """Check the store can be reached, without creating or changing anything."""
+        if self.dialect == "sqlite":
+            folder = self._sqlite_folder()
+            existing = folder
+            while existing is not None and not existing.exists():
+                existing = existing.parent if existing.parent != existing else None
+            if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK)):
+                raise StoreError(
+                    f"the store folder {folder} cannot be created or written ({existing})",
+                    hint="fix its permissions, or point `store:` elsewhere",
+                )
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot reach the store at {self.display_url}: {_first_line(exc)}",
+                hint="check the `store:` URL in cycleml.yaml and that the database server is "
+                "running and accepts connections",
+            ) from None
+
     def open(self) -> Store:
         """Check the store is reachable and bring its tables to the current schema."""
         if self._migrated:
             return self
+        self._make_folder()
         try:
-            with self.engine.begin() as conn:
-                if self._current_revision(conn) != self._head_revision():
-                    cfg = Config()
-                    cfg.set_main_option("script_location", _MIGRATIONS)
-                    cfg.attributes["connection"] = conn
-                    command.upgrade(cfg, "head")
+            head = self._head_revision()
+            with self.engine.connect() as conn:
+                current = self._current_revision(conn)
+            if current != head:
+                self._migrate(head)
         except OperationalError as exc:
             raise StoreError(
                 f"cannot reach the store at {self.display_url}: {_first_line(exc)}",
                 hint="check the `store:` URL in cycleml.yaml and that the database server is "
                 "running and accepts connections",
+            ) from None
+        except CommandError as exc:
+            raise StoreError(
+                f"the store at {self.display_url} has a schema this cycleml does not know "
+                f"({_first_line(exc)})",
+                hint="it was made by a newer cycleml: upgrade cycleml, or point `store:` at "
+                "another database",
+            ) from None
+        except DatabaseError as exc:
+            raise StoreError(
+                f"the store at {self.display_url} could not be prepared: {_first_line(exc)}",
+                hint="point `store:` at a cycleml store or an empty database, and check that "
+                "the user may create tables in it",
             ) from None
         except SQLAlchemyError as exc:
             raise StoreError(
@@ -110,6 +185,22 @@ class Store:
             ) from None
         self._migrated = True
         return self
+
+    def _migrate(self, head: str | None) -> None:
+        with _MIGRATION_LOCK, self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}
+                )
+            elif self.dialect == "sqlite":
+                # Take the write lock before reading the revision (the driver would begin
+                # lazily, at the first write), which also makes the DDL one transaction.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if self._current_revision(conn) != head:  # another process may have just done it
+                cfg = Config()
+                cfg.set_main_option("script_location", _MIGRATIONS)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
 
     def begin(self):
         """A transaction: everything inside is written together or not at all."""

@@ -91,7 +91,8 @@ def _time_split(
             hint="add cutoffs (an earlier `cutoffs.start`), or lower training.test_size",
         )
     n_valid = max(1, int(round(len(train_cutoffs) * 0.2)))
-    valid_start = train_cutoffs[-n_valid]
+    valid_cutoffs = train_cutoffs[-n_valid:]
+    valid_start = valid_cutoffs[0]
     fit_cutoffs = train_cutoffs[train_cutoffs + gap <= valid_start]
     if len(fit_cutoffs) == 0:
         fit_cutoffs = train_cutoffs[:-n_valid]
@@ -99,8 +100,9 @@ def _time_split(
     as_of = frame[AS_OF_COLUMN].to_numpy()
     index = np.arange(len(frame))
     fit = index[np.isin(as_of, fit_cutoffs)]
-    valid = index[as_of >= valid_start]
-    valid = valid[as_of[valid] < test_start]
+    # Validation picks the model and its threshold, so its labels must not reach into the test
+    # period either: only cutoffs a full gap before the test start.
+    valid = index[np.isin(as_of, valid_cutoffs)]
     test = index[as_of >= test_start]
     dropped = len(frame) - len(fit) - len(valid) - len(test)
     if dropped:
