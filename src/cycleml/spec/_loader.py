@@ -14,8 +14,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError, SpecIssue, SpecNotFoundError
+from ._base import NAME_PATTERN
 from ._checks import cross_check, unknown_name
-from ._models import LABEL_KINDS, NAME_PATTERN, Spec
+from ._labels import LABEL_KINDS
+from ._models import Spec
 
 SPEC_FILE = "cycleml.yaml"
 

@@ -7,26 +7,14 @@ problems are reported at once.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Literal, get_args
+from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PositiveInt,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from ._durations import Duration, parse_duration
-
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from ._base import Name, _Model
+from ._cleaning import CleaningStep
+from ._features import FeatureGroupSpec
+from ._labels import Cutoffs, Label
 
 
 class SourceSpec(_Model):
@@ -60,55 +48,6 @@ class SourceSpec(_Model):
         return "postgres" if self.url and self.url.startswith("postgres") else "sqlite"
 
 
-class InactivityLabel(_Model):
-    """Churn: 1 when the entity has no event (of ``event_types``) in (cutoff, cutoff + days]."""
-
-    kind: Literal["inactivity"]
-    source: Name
-    days: PositiveInt
-    event_types: list[str] | None = None
-    type_column: str = "event_type"
-    active_days: PositiveInt | None = Field(
-        default=None,
-        description="Only entities with an event in the N days before the cutoff get a row "
-        "(default: `days`).",
-    )
-
-
-class ColumnLabel(_Model):
-    """An existing column of an entity table."""
-
-    kind: Literal["column"]
-    source: Name
-    column: str
-
-
-Label = Annotated[InactivityLabel | ColumnLabel, Field(discriminator="kind")]
-LABEL_KINDS: tuple[str, ...] = tuple(
-    get_args(model.model_fields["kind"].annotation)[0] for model in (InactivityLabel, ColumnLabel)
-)
-"""The values `kind` takes in a problem's label (for error hints)."""
-
-
-class CutoffSchedule(_Model):
-    """Cutoffs every ``every`` from ``start`` up to and including ``end``."""
-
-    every: Duration
-    start: date | datetime
-    end: date | datetime | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> CutoffSchedule:
-        if self.end is not None and _as_datetime(self.end) <= _as_datetime(self.start):
-            raise ValueError("`end` must be after `start`")
-        parse_duration(self.every)
-        return self
-
-
-def _as_datetime(value: date | datetime) -> datetime:
-    return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
-
-
 MetricName = Literal[
     "recall", "precision", "f1", "roc_auc", "pr_auc", "accuracy", "mae", "rmse", "r2"
 ]
@@ -125,49 +64,10 @@ class ProblemSpec(_Model):
     entity: str
     task: Literal["binary", "multiclass", "regression", "ranking", "forecast"]
     label: Label
-    cutoffs: CutoffSchedule | None = None
+    cutoffs: Cutoffs | None = None
     metric: MetricSpec = MetricSpec()
     features: list[Name] = Field(min_length=1)
     description: str | None = None
-
-
-DatePart = Literal["year", "quarter", "month", "day", "weekday", "weekend", "days_since"]
-AggOp = Literal["count", "sum", "mean", "min", "max", "count_distinct"]
-
-
-class FeatureGroupSpec(_Model):
-    """Columns of an entity table, or aggregations of an event source over time windows."""
-
-    source: Name
-    columns: list[str] = []
-    dates: dict[str, list[DatePart]] = {}
-    windows: list[Duration] = []
-    aggregate: dict[AggOp, str | list[str]] = {}
-    by: dict[str, list[str]] = {}
-    recency: bool = False
-
-    @model_validator(mode="after")
-    def _shape(self) -> FeatureGroupSpec:
-        if not (self.columns or self.dates or self.windows or self.recency):
-            raise ValueError(
-                "a feature group needs `columns`/`dates` (entity table) or `windows` + "
-                "`aggregate` / `recency` (event source)"
-            )
-        if self.windows and not self.aggregate:
-            raise ValueError("`windows` need `aggregate`, for example {count: '*', sum: value}")
-        if self.aggregate and not self.windows:
-            raise ValueError("`aggregate` needs `windows`, for example [7d, 30d]")
-        if self.by and not self.windows:
-            raise ValueError("`by` needs `windows`")
-        return self
-
-    def aggregate_items(self) -> list[tuple[str, str]]:
-        """(op, column) pairs in spec order."""
-        items: list[tuple[str, str]] = []
-        for op, cols in self.aggregate.items():
-            for col in [cols] if isinstance(cols, str) else cols:
-                items.append((op, col))
-        return items
 
 
 Algorithm = Literal["baseline", "logistic", "random_forest", "hist_gradient_boosting", "lightgbm"]
@@ -234,12 +134,22 @@ class Spec(_Model):
     features: dict[Name, FeatureGroupSpec] = {}
     training: TrainingSpec = TrainingSpec()
     experiments: dict[Name, ExperimentSpec] = {}
+    cleaning: list[CleaningStep] = []
     monitoring: MonitoringSpec = MonitoringSpec()
 
     @field_validator(
-        "sources", "problems", "features", "training", "experiments", "monitoring", mode="before"
+        "sources",
+        "problems",
+        "features",
+        "training",
+        "experiments",
+        "cleaning",
+        "monitoring",
+        mode="before",
     )
     @classmethod
-    def _empty_section(cls, value):
+    def _empty_section(cls, value, info):
         """A section written with nothing under it (``sources:``) is YAML null: read it as empty."""
-        return {} if value is None else value
+        if value is None:
+            return [] if info.field_name == "cleaning" else {}
+        return value
