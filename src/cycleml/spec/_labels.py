@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Discriminator, Field, PositiveInt, Tag, model_validator
 
 from ._base import Name, _Model, as_datetime
 from ._durations import Duration, parse_duration
@@ -166,4 +166,14 @@ class CutoffTable(_Model):
     entity: str | None = None
 
 
-Cutoffs = CutoffSchedule | CutoffTable
+def _cutoff_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "table" if "source" in value else "schedule"
+    return "table" if isinstance(value, CutoffTable) else "schedule"
+
+
+Cutoffs = Annotated[
+    Annotated[CutoffSchedule, Tag("schedule")] | Annotated[CutoffTable, Tag("table")],
+    Discriminator(_cutoff_kind),
+]
+"""A schedule (``every``/``start``/``end``) or a table of rows (``source``/``time``)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from ..errors import SpecError, SpecIssue, SpecNotFoundError
 from ._base import NAME_PATTERN
@@ -248,6 +248,10 @@ def _unwrap(tp: Any) -> Any:
 
 def _union_member(args: tuple, part: Any) -> Any:
     for arg in args:
+        if typing.get_origin(arg) is typing.Annotated:
+            tags = [m.tag for m in typing.get_args(arg)[1:] if isinstance(m, Tag)]
+            if part in tags:  # a callable discriminator's tag, e.g. cutoffs' "schedule"
+                return _unwrap(arg)
         arg = _unwrap(arg)
         if isinstance(arg, type) and issubclass(arg, BaseModel):
             kind = arg.model_fields.get("kind")
