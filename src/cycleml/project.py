@@ -30,6 +30,7 @@ from .registry import ModelBundle, ModelVersion, Registry
 from .spec import Spec, load_spec, spec_hash
 from .store import ArtifactStore, Store, utcnow
 from .store.tables import experiment_analyses, monitor_runs, profiles
+from .suggest import AppliedSuggestion, SuggestionReport
 from .train import TrainResult, train_candidates
 
 Progress = Callable[[str], None]
@@ -60,20 +61,32 @@ class TrainOutcome:
                 {
                     "algorithm": b["algorithm"],
                     "chosen": b["chosen"],
+                    "tuned": b.get("tuned", False),
                     "valid": _headline(b["valid"]),
                     "test": _headline(b["test"]),
                 }
                 for b in self.result.leaderboard
             ],
             "split": self.result.split,
+            "tuning": self.result.tuning,
+            "budget": self.result.budget,
+            "dropped_features": self.result.dropped,
+            "segments": self.result.segments,
+            "suggestions": self.result.suggestions,
+            "charts": self.result.charts,
             "notes": self.result.notes,
             "seconds": round(self.result.seconds, 2),
             "report": str(self.report) if self.report else None,
         }
 
 
+def _short(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
 def _headline(metrics: dict) -> dict:
-    keys = ("roc_auc", "pr_auc", "precision", "recall", "f1", "log_loss", "mae", "rmse", "r2")
+    keys = ("roc_auc", "pr_auc", "precision", "recall", "f1", "log_loss", "brier")
+    keys += ("mae", "rmse", "r2", "mape")
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -134,13 +147,20 @@ class Project:
         with self.open_sources() as sources:
             return [sources.describe(name) for name in self.spec.sources]
 
-    def profile(self, source: str | None = None) -> list[dict]:
+    def profile(self, source: str | None = None, html: Path | None = None) -> list[dict]:
+        """Profile sources (all by default; see :mod:`cycleml.data._profile`) with their cleaning
+        suggestions; write each report to ``.cycleml/reports/profile-<source>.html`` (and all of
+        them on one page at ``html``), then store the profiles in one transaction."""
+        from .data._profile import profile_with_suggestions
+        from .reports import profile_report
+
         names = [source] if source else list(self.spec.sources)
-        out = []
         with self.open_sources() as sources:
-            for name in names:
-                result = profile_source(sources, name)
-                out.append(result)
+            out = [profile_with_suggestions(sources, name) for name in names]
+        for result in out:
+            profile_report(self.reports_dir / f"profile-{result['source']}.html", [result])
+        if html is not None:
+            profile_report(html, out)
         with self.store.begin() as conn:
             for result in out:
                 conn.execute(
@@ -149,6 +169,61 @@ class Project:
                     )
                 )
         return out
+
+    def suggest(self) -> SuggestionReport:
+        """The problems the sources can support (a :class:`cycleml.suggest.SuggestionReport`):
+        ranked and numbered from 1, each with evidence, readiness, what is missing and its spec
+        block. Reads only."""
+        from .suggest import suggest_problems
+
+        return suggest_problems(self.spec, self.path, threads=self.spec.training.threads)
+
+    def apply_suggestion(self, n: int | str) -> AppliedSuggestion:
+        """Add suggestion ``n`` (its number, or its name) and any new feature groups to
+        cycleml.yaml; refuses a name or label already there. Returns what was written."""
+        from .suggest import apply_suggestion, pick
+
+        applied = apply_suggestion(self.path, pick(self.suggest(), n))
+        self.spec = load_spec(self.path)
+        return applied
+
+    def clean_suggestions(self, source: str | None = None) -> list[dict]:
+        """Cleaning suggestions for one source (default: all), each with an id, title,
+        evidence, the step `apply_cleaning` would record, and a preview. Reads only."""
+        from .data import suggest_cleaning
+
+        names = [source] if source else list(self.spec.sources)
+        out: list[dict] = []
+        with self.open_sources() as sources:
+            for name in names:
+                sources.view(name)  # an unknown source raises SourceError with the known ones
+                result = profile_source(sources, name)
+                out.extend(s.to_dict() for s in suggest_cleaning(result, sources))
+        return out
+
+    def apply_cleaning(self, step_id: str) -> dict:
+        """Record suggestion ``step_id``'s step under ``cleaning:`` in cycleml.yaml (the source
+        data is never modified). The suggestion is checked against the current data first; the
+        same id twice is a no-op."""
+        from .data._cleaning_apply import find_suggestion, record_step
+        from .errors import RequestError
+
+        if any(step.id == step_id for step in self.spec.cleaning):
+            return {"id": step_id, "applied": False, "message": f"{step_id} is already recorded"}
+        suggestion = find_suggestion(self.spec, self.path, step_id)
+        if suggestion.action is None:
+            raise RequestError(
+                f"{step_id} is informational: there is no step to record",
+                hint=suggestion.note or "act on it by editing cycleml.yaml",
+            )
+        self.spec = record_step(self.path, suggestion.action)
+        return {
+            "id": step_id,
+            "applied": True,
+            "step": suggestion.action,
+            "applies_in": suggestion.where,
+            "message": f"recorded {step_id} under `cleaning:` in cycleml.yaml",
+        }
 
     # -- prepare -------------------------------------------------------------------------------
 
@@ -159,11 +234,21 @@ class Project:
         self._problem(problem)
         return FeatureSet(self.spec, problem, sources or self.open_sources())
 
-    def build_dataset(self, problem: str, *, force: bool = False) -> DatasetVersion:
+    def build_dataset(
+        self, problem: str, *, force: bool = False, engine: str | None = None
+    ) -> DatasetVersion:
+        """Build (or reuse) the training set. ``engine`` ("duckdb" or "dask") overrides the
+        spec's ``engine`` for this build; the result is the same either way."""
+        from .features._engine import check_engine
+
         self._problem(problem)
+        engine = check_engine(engine) or self.spec.engine
         with self.open_sources() as sources:
             return build_dataset(
-                FeatureSet(self.spec, problem, sources), self.store, self.artifacts, force=force
+                FeatureSet(self.spec, problem, sources, engine=engine),
+                self.store,
+                self.artifacts,
+                force=force,
             )
 
     def latest_dataset(self, problem: str) -> DatasetVersion | None:
@@ -171,7 +256,16 @@ class Project:
 
     # -- train ---------------------------------------------------------------------------------
 
-    def train(self, problem: str, *, progress: Progress | None = None) -> TrainOutcome:
+    def train(
+        self,
+        problem: str,
+        budget: float | None = None,
+        *,
+        progress: Progress | None = None,
+        on_trial: Callable[[dict], None] | None = None,
+    ) -> TrainOutcome:
+        """Train, tune within ``budget`` seconds (default: ``training.tune.timeout``, else
+        picked from the data size), evaluate, and register the best model as a version."""
         say = progress or (lambda _m: None)
         say("building the dataset")
         dataset = self.build_dataset(problem)
@@ -180,14 +274,20 @@ class Project:
 
         columns = [FeatureColumn(f["name"], f["group"], f["kind"]) for f in dataset.features]
         spec_problem = self.spec.problems[problem]
-        result = train_candidates(
-            frame,
-            columns,
-            spec_problem,
-            self.spec.training,
-            horizon_days=label_horizon_days(spec_problem),
-            progress=say,
-        )
+        from .data._learned import learned_steps, resolve_learned
+
+        # recorded learned cleaning steps (impute/encode/log) go into the pipeline (issue 3)
+        with learned_steps(resolve_learned(self.spec, columns)):
+            result = train_candidates(
+                frame,
+                columns,
+                spec_problem,
+                self.spec.training,
+                horizon_days=label_horizon_days(spec_problem),
+                progress=say,
+                budget=budget,
+                on_trial=on_trial,
+            )
         bundle = ModelBundle(
             problem=problem,
             task=result.task,
@@ -215,9 +315,110 @@ class Project:
         self._problem(problem)
         return self.registry.get(problem, version)
 
-    def promote(self, problem: str, version: int, stage: str = "production") -> ModelVersion:
+    def promote(
+        self, problem: str, version: int, stage: str = "production", *, force: bool = False
+    ) -> ModelVersion:
+        """Move a version to ``stage``. To production only if it is at least as good as the
+        current champion on the same test rows (see :meth:`compare`), unless ``force``."""
         self._problem(problem)
+        if stage == "production" and not force:
+            self.registry.get(problem, version)  # NotFoundError first
+            try:
+                champion = self.registry.get(problem)
+            except NotFoundError:
+                champion = None
+            if champion is not None and champion.version != version:
+                result = self.compare(problem, version, champion.version)
+                challenger, current = result["versions"]
+                if challenger["value"] is None or (
+                    current["value"] is not None
+                    and (
+                        challenger["value"] < current["value"]
+                        if result["higher_is_better"]
+                        else challenger["value"] > current["value"]
+                    )
+                ):
+                    from .errors import ModelError
+
+                    raise ModelError(
+                        f"{challenger['model']} does not beat the production model "
+                        f"{current['model']}: {result['metric']} {_short(challenger['value'])} vs "
+                        f"{_short(current['value'])} on {result['rows']} test rows of dataset "
+                        f"{result['dataset_version']}",
+                        hint=f"keep {current['model']} in production, or promote anyway with "
+                        "--force (Python: force=True)",
+                    )
         return self.registry.promote(problem, version, stage)
+
+    def compare(self, problem: str, v1: int, v2: int) -> dict:
+        """Both versions' metrics on the same test rows: the test split of the newer of their
+        two datasets (the same split training made), so neither model has seen those rows
+        unless the older model's dataset reaches past the newer one's test start."""
+        from .registry._compare import score_on
+        from .train import make_split
+        from .train._trainer import _selection_key
+
+        self._problem(problem)
+        pair = [self.registry.get(problem, v) for v in (v1, v2)]
+        datasets = [get_dataset(self.store, mv.dataset_version_id) for mv in pair]
+        if any(d is None for d in datasets):
+            raise NotFoundError(
+                "a dataset version of these models is missing from the store",
+                hint="compare versions whose datasets are still recorded",
+            )
+        newest = max(datasets, key=lambda d: d.created_at)
+        frame = load_dataset(newest, self.artifacts)
+        spec_problem = self.spec.problems[problem]
+        training = self.spec.training
+        split = make_split(
+            frame,
+            method=training.split,
+            test_size=training.test_size,
+            horizon_days=label_horizon_days(spec_problem),
+            seed=training.seed,
+            classify=spec_problem.task == "binary",
+        )
+        test = frame.iloc[split.test]
+        key, higher = _selection_key(spec_problem.task, spec_problem.metric.name)
+        versions = score_on(
+            [(mv, self.registry.load(mv)) for mv in pair], test, key=key, higher=higher
+        )
+        same = datasets[0].id == datasets[1].id
+        return {
+            "problem": problem,
+            "dataset_version": newest.id,
+            "rows": int(len(test)),
+            "split": split.method,
+            "basis": (
+                "the test split of the dataset both versions were trained on"
+                if same
+                else "the test split of the newer dataset version "
+                f"({newest.id}); the versions were trained on different datasets"
+            ),
+            "metric": key,
+            "higher_is_better": higher,
+            "versions": versions,
+        }
+
+    def export(self, problem: str, version: int, to: str | Path, *, format: str = "mlflow") -> Path:
+        """Write a model version in another ecosystem's format (``mlflow``: a pyfunc model
+        directory, written without needing MLflow installed)."""
+        from .errors import RequestError
+        from .registry._mlflow import export_mlflow
+
+        if format != "mlflow":
+            raise RequestError(f"unknown export format {format!r}", hint="formats: mlflow")
+        mv = self.model(problem, version)
+        path = self.artifacts.verified_path(mv.artifact_sha256)
+        bundle = self.registry.load(mv)
+        meta = {
+            "model": mv.name,
+            "dataset_version": mv.dataset_version_id,
+            "artifact_sha256": mv.artifact_sha256,
+            "code_version": mv.code_version,
+            "metrics": {k: v for k, v in mv.metrics.items() if isinstance(v, int | float)},
+        }
+        return export_mlflow(path, bundle, mv.name, Path(to), metadata=meta)
 
     def load_model(
         self, problem: str, version: int | None = None
@@ -227,10 +428,17 @@ class Project:
 
     # -- deploy --------------------------------------------------------------------------------
 
-    def predict_batch(self, problem: str, *, as_of: datetime | None = None) -> PredictionRun:
+    def predict_batch(
+        self, problem: str, *, as_of: datetime | None = None, engine: str | None = None
+    ) -> PredictionRun:
+        """Score every eligible entity as of ``as_of``; ``engine="dask"`` computes the features
+        on the Dask cluster (overriding the spec's ``engine``)."""
+        from .features._engine import check_engine
+
+        engine = check_engine(engine) or self.spec.engine
         mv, bundle = self.load_model(problem)
         with self.open_sources() as sources:
-            fs = FeatureSet(self.spec, problem, sources)
+            fs = FeatureSet(self.spec, problem, sources, engine=engine)
             return score_batch(fs, mv, bundle, self.store, self.artifacts, as_of=as_of or utcnow())
 
     def predict(

@@ -9,6 +9,7 @@ import sys
 
 # isort: off  (the import order is the order of the commands in `cycleml --help`)
 from . import (
+    _clean,  # noqa: F401
     _define,  # noqa: F401  (importing a module registers its commands)
     _deploy,  # noqa: F401
     _experiment,  # noqa: F401
@@ -16,6 +17,7 @@ from . import (
     _prepare,  # noqa: F401
     _profile,  # noqa: F401
     _sources,  # noqa: F401
+    _suggest,  # noqa: F401
     _train,  # noqa: F401
 )
 

@@ -33,6 +33,12 @@ def predict(
     as_of: Annotated[
         datetime | None, typer.Option("--as-of", help="Score as of this time (default: now, UTC).")
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine", help="duckdb or dask (features on a Dask cluster); default: the spec's."
+        ),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -44,7 +50,7 @@ def predict(
         )
     proj = _project(project or _default_project())
     with err.status(f"scoring {problem}"):
-        run = proj.predict_batch(problem, as_of=as_of)
+        run = proj.predict_batch(problem, as_of=as_of, engine=engine)
     if as_json:
         _print_json(run.to_dict())
         return

@@ -27,13 +27,19 @@ def dataset_build(
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even if this version exists.")
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine", help="duckdb or dask (features on a Dask cluster); default: the spec's."
+        ),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the training set as of every cutoff and record it as a dataset version."""
     proj = _project(project or _default_project())
     with err.status(f"building the {problem} dataset"):
-        version = proj.build_dataset(problem, force=force)
+        version = proj.build_dataset(problem, force=force, engine=engine)
     if as_json:
         _print_json(version.to_dict())
         return

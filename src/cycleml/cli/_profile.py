@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,38 +27,56 @@ def profile(
     source: Annotated[str | None, typer.Argument(help="One source (default: all).")] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write the HTML report (all profiled sources) here."),
+    ] = None,
 ) -> None:
-    """Profile sources: per-column statistics computed in DuckDB."""
-    results = _project(project or _default_project()).profile(source)
+    """Profile sources: semantic types, statistics, shape, correlations, cleaning suggestions.
+
+    The HTML report of each source is also stored under .cycleml/reports/profile-SOURCE.html."""
+    proj = _project(project or _default_project())
+    results = proj.profile(source, html=html)
     if as_json:
         _print_json(results)
         return
     for result in results:
+        title = (
+            f"{result['source']}: {result['rows']:,} rows, {result['shape']}, "
+            f"{result['duplicate_rows']:,} duplicate rows"
+        )
         table = Table(
             "column",
-            "type",
+            "semantic",
             "null rate",
             "distinct",
+            "invalid",
             "min",
             "max",
             "mean",
             "top",
-            title=f"{result['source']}: {result['rows']:,} rows",
+            title=title,
             title_justify="left",
         )
         for c in result["columns"]:
             top = ", ".join(f"{t['value']} ({t['count']})" for t in c.get("top", [])[:3])
             table.add_row(
                 c["name"],
-                c["type"],
+                c["semantic"],
                 f"{c['null_rate']:.1%}",
-                str(c["distinct"]),
+                f"{c['distinct']:,}" + ("" if c["distinct_exact"] else "~"),
+                f"{c['invalid_rate']:.1%}" if c["invalid"] else "",
                 _short(c.get("min")),
                 _short(c.get("max")),
                 _short(c.get("mean")),
-                top,
+                _short(top),
             )
         out.print(table)
-
-
-# -- prepare and train ---------------------------------------------------------------------------
+        for note in result["notes"] + [f"sampled: {s['statistic']}" for s in result["sampled"]]:
+            out.print(f"  {note}")
+        suggestions = result.get("cleaning_suggestions")
+        if suggestions:
+            out.print(f"  {len(suggestions)} cleaning suggestions (`cycleml clean` lists them)")
+        out.print(f"  report: {proj.reports_dir / ('profile-' + result['source'] + '.html')}")
+    if html is not None:
+        out.print(f"report of all profiled sources: {html}")

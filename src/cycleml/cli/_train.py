@@ -26,17 +26,70 @@ from ._common import (
 @command
 def train(
     problem: Annotated[str, typer.Argument(help="Problem name from cycleml.yaml.")],
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            min=0.001,
+            help="Seconds for the whole run (candidates + tuning); "
+            "default: training.tune.timeout, else picked from the data size (at most 60).",
+        ),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train the candidate algorithms, keep the best, and register it as a model version."""
+    """Train the candidates, tune the best within the time budget, and register the winner."""
     proj = _project(project or _default_project())
-    with err.status(f"training {problem}") as status:
-        outcome = proj.train(problem, progress=lambda msg: status.update(f"{problem}: {msg}"))
-    data = outcome.to_dict()
-    if as_json:
-        _print_json(data)
-        return
+    if as_json or not err.is_terminal:
+        outcome = proj.train(problem, budget)  # no bar: JSON mode, or stderr is not a terminal
+        if as_json:
+            _print_json(outcome.to_dict())
+            return
+    else:
+        outcome = _train_with_bar(proj, problem, budget)
+    _print_outcome(outcome.to_dict())
+
+
+def _train_with_bar(proj, problem: str, budget: float | None):
+    """Train with a Rich progress bar on stderr: the step, tuning trials, best score, time left."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    proj._problem(problem)  # an unknown problem fails before the bar is drawn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"{problem}: starting", total=None, detail="")
+        state: dict = {}
+
+        def on_trial(event: dict) -> None:
+            if "start" not in state or state.get("algorithm") != event["algorithm"]:
+                state.update(algorithm=event["algorithm"], left=event["seconds_left"])
+                bar.reset(task, total=max(event["seconds_left"], 0.1))
+            best = "—" if event["best"] is None else f"{event['best']:.4f}"
+            state["start"] = True
+            bar.update(
+                task,
+                description=f"{problem}: tuning {event['algorithm']}",
+                completed=state["left"] - event["seconds_left"],
+                detail=f"trials {event['trial']}, best {best}, {event['seconds_left']:.0f} s left",
+            )
+
+        outcome = proj.train(
+            problem,
+            budget,
+            progress=lambda msg: bar.update(task, description=f"{problem}: {msg}"),
+            on_trial=on_trial,
+        )
+    return outcome
+
+
+def _print_outcome(data: dict) -> None:
     table = Table(
         "algorithm",
         "valid",
@@ -47,13 +100,23 @@ def train(
     for b in data["leaderboard"]:
         fmt = lambda m: ", ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None)  # noqa: E731
         table.add_row(
-            ("* " if b["chosen"] else "  ") + b["algorithm"], fmt(b["valid"]), fmt(b["test"])
+            ("* " if b["chosen"] else "  ") + b["algorithm"] + (" (tuned)" if b["tuned"] else ""),
+            fmt(b["valid"]),
+            fmt(b["test"]),
         )
     out.print(table)
+    for t in data["tuning"]:
+        out.print(
+            f"tuned {t['algorithm']}: {t['trials']} trials ({t['pruned']} pruned) over "
+            f"{t['cv_folds']} folds in {t['seconds']:.1f} s"
+            + ("" if t["kept"] else "; the defaults stayed better on validation")
+        )
     if data["threshold"] is not None:
         out.print(f"threshold {data['threshold']:.3f}: {data['threshold_note']}")
     for note in data["notes"]:
         out.print(f"note: {note}")
+    for s in data["suggestions"]:
+        out.print(f"suggestion ({s['id']}): {s['title']} — {s['action']}", markup=False)
     out.print(f"report: {data['report']}")
 
 
@@ -83,6 +146,104 @@ def models_list(
     out.print(table)
     if not versions:
         out.print("no models yet: run `cycleml train PROBLEM`")
+
+
+@models_app.command("show")
+@command
+def models_show(
+    problem: Annotated[str, typer.Argument(help="Problem name.")],
+    version: Annotated[int | None, typer.Argument(help="Version (default: production).")] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One version's lineage: dataset, parameters, metrics, code version, artifact."""
+    mv = _project(project or _default_project()).model(problem, version)
+    data = mv.to_dict()
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("field", "value", title=mv.name, title_justify="left")
+    for key in (
+        "stage",
+        "algorithm",
+        "dataset_version_id",
+        "code_version",
+        "training_seconds",
+        "artifact_sha256",
+        "artifact_size",
+        "threshold",
+        "created_at",
+    ):
+        table.add_row(key, str(data[key]))
+    for key, value in mv.metrics.items():
+        if isinstance(value, int | float):
+            table.add_row(f"test {key}", _short(value))
+    for key, value in mv.params.items():
+        table.add_row(f"param {key}", str(value))
+    out.print(table)
+
+
+@models_app.command("compare")
+@command
+def models_compare(
+    problem: Annotated[str, typer.Argument(help="Problem name.")],
+    v1: Annotated[int, typer.Argument(help="First version.")],
+    v2: Annotated[int, typer.Argument(help="Second version.")],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Two versions' metrics side by side, both scored on the same test rows."""
+    result = _project(project or _default_project()).compare(problem, v1, v2)
+    if as_json:
+        _print_json(result)
+        return
+    a, b = result["versions"]
+    table = Table("metric", a["model"], b["model"], title=result["basis"], title_justify="left")
+    for key, value in a["metrics"].items():
+        if isinstance(value, int | float):
+            table.add_row(key, _short(value), _short(b["metrics"].get(key)))
+    out.print(table)
+    out.print(f"{result['rows']} test rows of dataset {result['dataset_version']}")
+
+
+@models_app.command("promote")
+@command
+def models_promote(
+    problem: Annotated[str, typer.Argument(help="Problem name.")],
+    version: Annotated[int, typer.Argument(help="Version to promote.")],
+    stage: Annotated[str, typer.Option(help="none, staging, production or archived.")] = (
+        "production"
+    ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Skip the check against the champion.")
+    ] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a version to a stage; to production only if it beats the champion (or --force)."""
+    mv = _project(project or _default_project()).promote(problem, version, stage, force=force)
+    if as_json:
+        _print_json(mv.to_dict())
+        return
+    out.print(f"{mv.name} is now in {mv.stage}")
+
+
+@models_app.command("export")
+@command
+def models_export(
+    problem: Annotated[str, typer.Argument(help="Problem name.")],
+    version: Annotated[int, typer.Argument(help="Version to export.")],
+    to: Annotated[str, typer.Option("--to", help="Folder to write (new or empty).")],
+    format: Annotated[str, typer.Option("--format", help="Export format: mlflow.")] = "mlflow",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a version as an MLflow pyfunc model directory."""
+    path = _project(project or _default_project()).export(problem, version, to, format=format)
+    if as_json:
+        _print_json({"path": str(path), "format": format})
+        return
+    out.print(f"wrote {path} (load it with mlflow.pyfunc.load_model)")
 
 
 # -- deploy ----------------------------------------------------------------------------------------

@@ -1,137 +1,507 @@
-"""A first profile of a source: row count and per-column statistics, computed in DuckDB."""
+"""The profile of a source, computed in DuckDB SQL over all its rows.
+
+``profile_source(sources, name)`` returns one JSON-able dict (no NaN: missing figures are None).
+Its structure is stable; the cleaning and problem suggestions read it:
+
+Source level
+    ``source``, ``rows``, ``empty`` (no rows: every statistic is None or 0, nothing divides by
+    zero), ``entity`` / ``time`` (declared in the spec, or None), ``duplicate_rows`` (rows equal
+    to an earlier row in every column; ``duplicate_method``: ``exact`` up to
+    ``EXACT_ROWS`` rows, else ``hash``: a 64-bit hash per row, so a collision may hide a
+    duplicate with probability below 1e-5 at 10M rows), ``columns`` (below), ``empty_columns``
+    (all null), ``entity_candidates`` (``column``, ``distinct``, ``rows_per_value``, ``unique``,
+    ``declared``: identifier columns and id-like names, declared first, then most rows per
+    value), ``time_candidates`` (``column``, ``min``, ``max``, ``distinct``, ``parsed`` (text that
+    parses as dates), ``declared``), ``shape`` (``event_log``: many timestamped rows per entity;
+    ``time_series``: one row per time step, or per item and time step, time steps shared by the
+    items; ``entity_table``: one row per entity; else ``table``) with ``shape_evidence``
+    (entity, time, rows per entity, distinct times and entity-time pairs), ``correlations``
+    (Pearson between numeric columns: ``columns``, ``matrix`` (None where undefined), ``rows``
+    used, ``sampled``; at most ``CORRELATION_COLUMNS`` columns), ``sampled`` (a note per
+    statistic computed on a sample: ``statistic``, ``rows``, ``of``, ``method``),
+    ``approximate`` (statistics estimated rather than exact, and why), ``notes``, ``seconds``.
+
+Column level (``columns``, in the source's order)
+    ``name``, ``type`` (DuckDB type), ``kind`` (base kind: integer, float, boolean, datetime,
+    string, list, other), ``semantic`` (see :mod:`cycleml.data._types`), ``count`` (rows),
+    ``non_null``, ``nulls``, ``null_rate``, ``longest_null_run`` (consecutive nulls in file
+    order), ``distinct`` (``distinct_exact``: exact up to ``EXACT_ROWS`` rows or when the values
+    were grouped for top values, else HyperLogLog), ``invalid`` / ``invalid_rate`` (non-null
+    values not fitting the semantic type: text failing its pattern, NaN/inf in float columns;
+    rate over non-null values), ``mixed`` (text typed category/text/identifier that partly fits
+    a pattern type, >= 30%: ``type``, ``valid``, ``invalid``, ``invalid_rate``, e.g. a column of
+    numbers and words), ``patterns`` (text: share of values passing each pattern), ``min``,
+    ``max``, ``mean``, ``median``, ``std`` (sample), ``skew`` (sample skewness, adjusted
+    Fisher-Pearson G1: DuckDB's ``skewness``, equal to ``scipy.stats.skew(bias=False)``),
+    ``quantiles`` (``p05``..``p95``; ``quantiles_exact``: exact (linear interpolation) up to
+    ``EXACT_ROWS`` rows, else DuckDB's t-digest ``approx_quantile``), ``top`` (10 most frequent
+    non-null values with exact counts; ``top_exact`` False when the candidates came from
+    ``approx_top_k`` because of very many distinct values; empty, with ``top_note``, when above
+    that almost every value is distinct), ``histogram`` (numbers: ``unit``
+    "bin", 21 ``edges``, 20 ``counts``; datetimes: ``unit`` day/week/month/year, ``starts``,
+    ``counts``), ``length`` (text: min/mean/max characters). Numbers use finite values; text
+    typed number or datetime gets the statistics of its parsed values. Datetimes have ``min``,
+    ``max``, ``median`` (ISO text); booleans have ``trues`` and ``top``.
+"""
 
 from __future__ import annotations
 
 import math
+import time as _time
+import uuid
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from ..errors import SourceError
+from . import _types
+from ._profile_columns import (
+    BATCH,
+    EXACT_ROWS,
+    QUANTILE_KEYS,
+    Col,
+    aggregate,
+    batches,
+    distributions,
+    exact_invalid,
+    null_runs,
+    num,
+    parse_sql,
+    parsed_aggregates,
+    plain,
+    text_patterns,
+)
 from ._sources import SourceSet, quote
 
-_NUMERIC = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-}
+CORRELATION_ROWS = 100_000
+MATERIALIZE_CELLS = 5_000_000
+CORRELATION_COLUMNS = 100
 
 
-# Up to this many rows, distinct counts are exact; above, DuckDB's HyperLogLog estimate (exact
-# counts of high-cardinality columns would double the time of a profile of millions of rows).
-EXACT_DISTINCT_ROWS = 1_000_000
-
-
-def profile_source(sources: SourceSet, name: str, *, top: int = 5) -> dict[str, Any]:
-    """Statistics of every column of source ``name``; see :func:`_profile`. A source that cannot
-    be read raises :class:`SourceError`."""
+def profile_source(sources: SourceSet, name: str) -> dict[str, Any]:
+    """The profile of source ``name`` (see the module docstring). A source that cannot be read
+    raises :class:`SourceError`."""
     view = sources.view(name)
-    try:
-        return _profile(sources, name, view, top)
-    except duckdb.Error as exc:  # e.g. a malformed row past what the reader sniffed
-        raise SourceError(
-            f"source {name!r} cannot be profiled: {str(exc).strip().splitlines()[0]}",
-            hint="check the file is complete and the format is right",
-        ) from None
-
-
-def _profile(sources: SourceSet, name: str, view: str, top: int) -> dict[str, Any]:
-    """Statistics of every column of source ``name`` over all its rows: exact row and null
-    counts, distinct counts (exact up to ``EXACT_DISTINCT_ROWS`` rows), min/max/mean/std/median for
-    numbers (DuckDB ``SUMMARIZE``; its median is approximate), and the most frequent non-null
-    values of categories, booleans and numbers with few distinct values."""
     spec = sources.spec.sources[name]
-    summary = sources.con.sql(f"SUMMARIZE SELECT * FROM {view}").df()
-    names = [str(c) for c in summary["column_name"]]
-    rows = int(sources.con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0])
-    exact = rows <= EXACT_DISTINCT_ROWS
-    parts = [
-        f"count({quote(c)})" + (f", count(DISTINCT {quote(c)})" if exact else "") for c in names
-    ]
-    counts = (
-        sources.con.execute(f"SELECT {', '.join(parts)} FROM {view}").fetchall()[0] if parts else ()
-    )
-    step = 2 if exact else 1
-    columns: list[dict[str, Any]] = []
-    for i, record in enumerate(summary.to_dict("records")):
-        column, dtype = record["column_name"], str(record["column_type"])
-        kind = _kind(dtype)
-        non_null = int(counts[step * i])
-        approx = min(int(record["approx_unique"] or 0), non_null)
-        distinct = int(counts[step * i + 1]) if exact else approx
-        entry: dict[str, Any] = {
-            "name": column,
-            "type": dtype,
-            "kind": kind,
-            "count": rows,
-            "nulls": rows - non_null,
-            "null_rate": round((rows - non_null) / rows, 6) if rows else 0.0,
-            "distinct": distinct,
-            "distinct_exact": exact,
-            "distinct_approx": approx,
-        }
-        if kind == "number":
-            entry.update(
-                min=_num(record["min"]),
-                max=_num(record["max"]),
-                mean=_num(record["avg"]),
-                std=_num(record["std"]),
-                median=_num(record["q50"]),
-            )
-        elif kind == "datetime":
-            entry.update(min=str(record["min"]), max=str(record["max"]))
-        if kind in ("category", "boolean") or (kind == "number" and distinct <= 20):
-            # Nulls are counted by null_rate, not listed as a value.
-            top_rows = sources.con.execute(
-                f"SELECT {quote(column)} AS v, count(*) AS n FROM {view} "
-                f"WHERE {quote(column)} IS NOT NULL GROUP BY 1 ORDER BY n DESC, v LIMIT {int(top)}"
-            ).fetchall()
-            entry["top"] = [{"value": _plain(v), "count": int(n)} for v, n in top_rows]
-        columns.append(entry)
-    return {
-        "source": name,
-        "rows": rows,
-        "columns": columns,
-        "entity": spec.entity,
-        "time": spec.time,
-        "empty_columns": [c["name"] for c in columns if rows and c["nulls"] == rows],
-    }
-
-
-def _kind(dtype: str) -> str:
-    upper = dtype.upper()
-    if upper.split("(")[0] in _NUMERIC:
-        return "number"
-    if upper.startswith(("TIMESTAMP", "DATE")):
-        return "datetime"
-    if upper == "BOOLEAN":
-        return "boolean"
-    if upper == "VARCHAR":
-        return "category"
-    return "other"
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else round(number, 6)
+        return profile_view(sources.con, view, source=name, entity=spec.entity, time=spec.time)
+    except duckdb.Error as exc:  # e.g. a malformed row past what the reader sniffed
+        raise _read_error(name, exc) from None
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
+def _read_error(name: str, exc: duckdb.Error) -> SourceError:
+    text = str(exc)
+    if "not utf-8 encoded" in text.lower() or "invalid unicode" in text.lower():
+        return SourceError(
+            f"source {name!r} is not UTF-8 text ({text.strip().splitlines()[0]})",
+            hint="declare the file's encoding on the source (`encoding: latin-1`, or utf-16), "
+            "or convert it: iconv -f latin1 -t utf-8 in.csv > out.csv",
+        )
+    return SourceError(
+        f"source {name!r} cannot be profiled: {text.strip().splitlines()[0]}",
+        hint="check the file is complete and the format is right",
+    )
+
+
+def profile_view(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    *,
+    source: str,
+    entity: str | None = None,
+    time: str | None = None,
+) -> dict[str, Any]:
+    """Profile any DuckDB relation ``view`` (a quoted name) read through ``con``. A source of
+    at most ``MATERIALIZE_CELLS`` values is copied into a temporary table first (in file order):
+    every pass then reads memory instead of parsing the file again (a wide Parquet footer or a
+    CSV costs that much per scan)."""
+    started = _clock()
+    described = con.sql(f"DESCRIBE SELECT * FROM {view}").fetchall()
+    rows = int(con.sql(f"SELECT count(*) FROM {view}").fetchall()[0][0])
+    if rows * max(len(described), 1) > MATERIALIZE_CELLS:
+        return _profile(con, view, described, rows, started, source, entity, time)
+    temp = quote(f"_cycleml_profile_{uuid.uuid4().hex[:12]}")
+    con.execute(f"CREATE TEMP TABLE {temp} AS SELECT * FROM {view}")
+    try:
+        return _profile(con, temp, described, rows, started, source, entity, time)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
+
+
+def _profile(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    described: list,
+    rows: int,
+    started: float,
+    source: str,
+    entity: str | None,
+    time: str | None,
+) -> dict[str, Any]:
+    cols = [Col(str(r[0]), str(r[1]), _types.base_kind(str(r[1]))) for r in described]
+    approximate: list[str] = []
+    if rows > EXACT_ROWS:
+        approximate.append(
+            f"distinct counts (HyperLogLog) and quantiles (t-digest) are estimates above "
+            f"{EXACT_ROWS:,} rows"
+        )
+    sampled: list[dict[str, Any]] = []
+    aggregate(con, view, cols, rows)
+    if rows:
+        text_patterns(con, view, cols, sampled)
+    for col in cols:
+        _detect(col)
+    recount = [c for c in cols if c.stats.get("patterns_sampled")]
+    for col in recount:
+        assert col.facts is not None
+        mix = _types.mixed(col.semantic, col.facts)
+        names = (
+            [col.semantic]
+            if col.semantic in _types.BY_NAME and _types.BY_NAME[col.semantic].valid_sql
+            else []
+        )
+        col.stats["recount"] = names + ([mix["type"]] if mix else [])
+    if recount:
+        exact_invalid(con, view, recount)
+        for col in recount:
+            col.facts = _facts(col)
+    parsed = [c for c in cols if c.parsed]
+    if parsed and rows:
+        parsed_aggregates(con, view, parsed, rows)
+    if rows:
+        approx_top = distributions(con, view, cols)
+        if approx_top:
+            approximate.append(
+                "top values of "
+                + ", ".join(c.name for c in approx_top[:10])
+                + " come from approx_top_k (very many distinct values); their counts are exact"
+            )
+    null_runs(con, view, cols, rows)
+    columns = [_column(col, rows) for col in cols]
+    duplicates, method = _duplicates(con, view, cols, rows)
+    notes: list[str] = []
+    if rows == 0:
+        notes.append("the source has no rows: every statistic is empty")
+    entities = _entity_candidates(columns, entity)
+    times = _time_candidates(columns, time)
+    shape, evidence = _shape(con, view, rows, entities, times, entity, time)
+    correlations = _correlations(con, view, cols, rows, sampled, notes)
+    result = {
+        "source": source,
+        "rows": rows,
+        "empty": rows == 0,
+        "entity": entity,
+        "time": time,
+        "duplicate_rows": duplicates,
+        "duplicate_method": method,
+        "columns": columns,
+        "empty_columns": [c["name"] for c in columns if rows and c["nulls"] == rows],
+        "entity_candidates": entities,
+        "time_candidates": times,
+        "shape": shape,
+        "shape_evidence": evidence,
+        "correlations": correlations,
+        "sampled": sampled,
+        "approximate": approximate,
+        "notes": notes,
+        "seconds": round(_clock() - started, 3),
+    }
+    return clean_json(result)
+
+
+def _clock() -> float:
+    return _time.perf_counter()
+
+
+# -- semantic types ---------------------------------------------------------------------------
+
+
+def _detect(col: Col) -> None:
+    s = col.stats
+    non_null = int(s["non_null"])
+    exact = "distinct" in s
+    distinct = int(s["distinct"] or 0) if exact else min(int(s["distinct_approx"] or 0), non_null)
+    s["distinct"], s["distinct_exact"] = distinct, exact
+    col.facts = _facts(col)
+    col.semantic = _types.detect(col.facts)
+    if col.base == "string":
+        col.parsed = parse_sql(col)
+
+
+def _facts(col: Col) -> _types.ColumnFacts:
+    s = col.stats
+    non_null, exact, distinct = int(s["non_null"]), s["distinct_exact"], s["distinct"]
+    matches = {
+        d.name: int(s.get(f"match_{d.name}") or 0) for d in _types.PATTERNS if col.base == "string"
+    }
+    return _types.ColumnFacts(
+        name=col.name,
+        base=col.base,
+        count=non_null,
+        # An estimate within 2% of the count is taken as unique (HyperLogLog's error).
+        distinct=non_null if not exact and distinct >= 0.98 * non_null else distinct,
+        matches=matches,
+        zero_one=int(s.get("zero_one") or 0),
+        mean_length=num(s.get("len_mean")),
+        with_space=int(s.get("with_space") or 0),
+    )
+
+
+def _column(col: Col, rows: int) -> dict[str, Any]:
+    s, facts = col.stats, col.facts
+    assert facts is not None
+    non_null = facts.count
+    invalid = _types.invalid_count(col.semantic, facts)
+    if col.base == "float":
+        invalid += int(s.get("not_finite") or 0)
+    kind = col.value_kind
+    quantiles = s.get("quantiles") if kind == "number" else None
+    entry: dict[str, Any] = {
+        "name": col.name,
+        "type": col.dtype,
+        "kind": col.base,
+        "semantic": col.semantic,
+        "count": rows,
+        "non_null": non_null,
+        "nulls": rows - non_null,
+        "null_rate": _rate(rows - non_null, rows),
+        "longest_null_run": s.get("longest_null_run", 0),
+        "distinct": s["distinct"],
+        "distinct_exact": s["distinct_exact"],
+        "invalid": invalid,
+        "invalid_rate": _rate(invalid, non_null),
+        "mixed": _types.mixed(col.semantic, facts),
+        "patterns": {k: _rate(v, non_null) for k, v in facts.matches.items()},
+        "min": None,
+        "max": None,
+        "mean": None,
+        "median": None,
+        "std": None,
+        "skew": None,
+        "quantiles": None,
+        "quantiles_exact": None,
+        "top": s.get("top", []),
+        "top_exact": s.get("top_exact", True),
+        "top_note": s.get("top_note"),
+        "histogram": s.get("histogram"),
+    }
+    if kind == "number":
+        entry.update(
+            min=num(s.get("min")),
+            max=num(s.get("max")),
+            mean=num(s.get("mean")),
+            std=num(s.get("std")),
+            skew=num(s.get("skew")),
+        )
+        if quantiles:
+            entry["quantiles"] = {k: num(v) for k, v in zip(QUANTILE_KEYS, quantiles, strict=True)}
+            entry["median"] = entry["quantiles"]["p50"]
+            entry["quantiles_exact"] = rows <= EXACT_ROWS
+    elif kind == "datetime":
+        entry.update(
+            min=plain(s.get("min")), max=plain(s.get("max")), median=plain(s.get("median"))
+        )
+    if col.base == "boolean":
+        entry["trues"] = int(s.get("trues") or 0)
+    if col.base == "string":
+        entry["length"] = {
+            "min": s.get("len_min"),
+            "mean": num(s.get("len_mean"), 3),
+            "max": s.get("len_max"),
+        }
+    return entry
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+# -- source level -----------------------------------------------------------------------------
+
+
+def _duplicates(
+    con: duckdb.DuckDBPyConnection, view: str, cols: list[Col], rows: int
+) -> tuple[int, str]:
+    if rows < 2 or not cols:
+        return 0, "exact"
+    if rows <= EXACT_ROWS:
+        distinct = con.sql(f"SELECT count(DISTINCT _t) FROM {view} AS _t").fetchall()[0][0]
+        return rows - int(distinct), "exact"
+    # Hash wide rows in groups of columns, then hash the group hashes.
+    parts = ["hash(" + ", ".join(c.q for c in batch) + ")" for batch in batches(cols, BATCH)]
+    row_hash = parts[0] if len(parts) == 1 else f"hash({', '.join(parts)})"
+    distinct = con.sql(f"SELECT count(DISTINCT {row_hash}) FROM {view}").fetchall()[0][0]
+    return rows - int(distinct), "hash"
+
+
+def _entity_candidates(columns: list[dict], declared: str | None) -> list[dict]:
+    out = []
+    for c in columns:
+        if c["kind"] not in ("integer", "string") or c["non_null"] == 0:
+            continue
+        if c["semantic"] != "identifier" and not (
+            c["name"] == declared or _types.id_like_name(c["name"])
+        ):
+            continue
+        out.append(
+            {
+                "column": c["name"],
+                "distinct": c["distinct"],
+                "rows_per_value": round(c["non_null"] / max(c["distinct"], 1), 3),
+                "unique": c["distinct"] >= c["non_null"],
+                "declared": c["name"] == declared,
+            }
+        )
+    out.sort(key=lambda e: (not e["declared"], -e["rows_per_value"], e["column"]))
+    return out
+
+
+def _time_candidates(columns: list[dict], declared: str | None) -> list[dict]:
+    out = [
+        {
+            "column": c["name"],
+            "min": c["min"],
+            "max": c["max"],
+            "distinct": c["distinct"],
+            "parsed": c["kind"] == "string",
+            "declared": c["name"] == declared,
+        }
+        for c in columns
+        if c["semantic"] == "datetime" and c["non_null"] > 0
+    ]
+    out.sort(key=lambda e: (not e["declared"], -e["distinct"], e["column"]))
+    return out
+
+
+def _shape(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    rows: int,
+    entities: list[dict],
+    times: list[dict],
+    declared_entity: str | None,
+    declared_time: str | None,
+) -> tuple[str, dict[str, Any]]:
+    """event_log / time_series / entity_table / table, with the figures that decided it."""
+    time_col = times[0]["column"] if times else None
+    unique = [e for e in entities if e["unique"]]
+    repeated = [e for e in entities if not e["unique"]]
+    if declared_entity and any(e["column"] == declared_entity for e in entities):
+        entity = next(e for e in entities if e["column"] == declared_entity)
+    elif repeated:  # the finest non-unique key: most distinct values
+        entity = max(repeated, key=lambda e: e["distinct"])
+    else:
+        entity = unique[0] if unique else None
+    evidence: dict[str, Any] = {
+        "entity": entity["column"] if entity else None,
+        "time": time_col,
+        "rows_per_entity": entity["rows_per_value"] if entity else None,
+    }
+    if rows == 0:
+        return "table", evidence
+    if time_col is None:
+        return ("entity_table" if entity and entity["unique"] else "table"), evidence
+    t = _time_sql(time_col, times[0]["parsed"])
+    if entity and not entity["unique"]:
+        pair = f"({quote(entity['column'])}, {t})"
+        distinct = (
+            (f"count(DISTINCT {pair})", f"count(DISTINCT {t})")
+            if rows <= EXACT_ROWS
+            else (f"approx_count_distinct({pair})", f"approx_count_distinct({t})")
+        )
+        pairs, times_n = con.sql(f"SELECT {', '.join(distinct)} FROM {view}").fetchall()[0]
+        evidence.update(distinct_times=int(times_n), distinct_pairs=int(pairs))
+        if pairs >= 0.99 * rows and times_n <= 0.5 * rows:
+            return "time_series", evidence
+        return "event_log", evidence
+    if entity and entity["unique"]:
+        return "entity_table", evidence
+    times_n = times[0]["distinct"]
+    evidence["distinct_times"] = times_n
+    return ("time_series" if times_n >= 0.99 * rows else "table"), evidence
+
+
+def _time_sql(column: str, parsed: bool) -> str:
+    if not parsed:
+        return quote(column)
+    col = Col(column, "VARCHAR", "string", semantic="datetime")
+    return parse_sql(col) or quote(column)
+
+
+def _correlations(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    cols: list[Col],
+    rows: int,
+    sampled: list[dict],
+    notes: list[str],
+) -> dict[str, Any]:
+    numeric = [
+        c
+        for c in cols
+        if c.value_kind == "number"
+        and c.semantic == "number"
+        and c.stats.get("min") is not None
+        and c.stats.get("min") != c.stats.get("max")
+    ]
+    result: dict[str, Any] = {"method": "pearson", "columns": [], "matrix": [], "rows": 0}
+    result["sampled"] = False
+    if len(numeric) < 2 or rows < 3:
+        return result
+    if len(numeric) > CORRELATION_COLUMNS:
+        notes.append(
+            f"correlations cover the first {CORRELATION_COLUMNS} of {len(numeric)} numeric columns"
+        )
+        numeric = numeric[:CORRELATION_COLUMNS]
+    select = ", ".join(f"{c.value_sql()} AS {c.q}" for c in numeric)
+    sql = f"SELECT {select} FROM {view}"
+    if rows > CORRELATION_ROWS:
+        sql += f" USING SAMPLE reservoir({CORRELATION_ROWS} ROWS) REPEATABLE (0)"
+        sampled.append(
+            {
+                "statistic": "correlations",
+                "rows": CORRELATION_ROWS,
+                "of": rows,
+                "method": "reservoir sample (seed 0)",
+            }
+        )
+        result["sampled"] = True
+    frame = con.sql(sql).df().astype("float64")
+    matrix = frame.corr(method="pearson").to_numpy()
+    result.update(
+        columns=[c.name for c in numeric],
+        matrix=[[num(v, 10) for v in row] for row in matrix],
+        rows=len(frame),
+    )
+    return result
+
+
+def clean_json(value: Any) -> Any:
+    """The dict as plain JSON: NaN and infinities become None, numpy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {k: clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def profile_with_suggestions(sources: SourceSet, name: str) -> dict[str, Any]:
+    """The profile of ``name`` plus, when ``cycleml.data`` provides ``suggest_cleaning``, its
+    cleaning suggestions under ``cleaning_suggestions`` (what the report lists)."""
+    result = profile_source(sources, name)
+    try:
+        from . import suggest_cleaning  # type: ignore[attr-defined]
+    except ImportError:
+        return result
+    found = suggest_cleaning(result, sources)
+    result["cleaning_suggestions"] = clean_json(
+        [s.to_dict() if hasattr(s, "to_dict") else s for s in found]
+    )
+    return result

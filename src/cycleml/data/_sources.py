@@ -122,12 +122,20 @@ class SourceSet:
                     hint="add `format: csv`, `parquet` or `json` to the source",
                 )
             file_list = "[" + ", ".join(sql_literal(f) for f in files) + "]"
+            if source.encoding and fmt == "csv":
+                file_list += f", encoding = {sql_literal(source.encoding)}"
             try:
                 self.con.execute(
                     f"CREATE OR REPLACE VIEW {quote(raw)} AS "
                     f"SELECT * FROM {_READERS[fmt]}({file_list})"
                 )
             except duckdb.Error as exc:
+                if "not utf-8 encoded" in str(exc):
+                    raise SourceError(
+                        f"source {name!r} ({source.path}) is not UTF-8 text",
+                        hint="declare its encoding on the source (`encoding: latin-1` or "
+                        "`utf-16`), or convert it: iconv -f latin1 -t utf-8 in.csv > out.csv",
+                    ) from None
                 raise SourceError(
                     f"source {name!r} ({source.path}) cannot be read as {fmt}: {_short(exc)}",
                     hint="check the file is complete and the format is right",
@@ -152,9 +160,12 @@ class SourceSet:
                 select.append(f"TRY_CAST({quote(column)} AS DOUBLE) AS {quote(column)}")
             else:
                 select.append(quote(column))
-        self.con.execute(
-            f"CREATE OR REPLACE VIEW {quote(name)} AS SELECT {', '.join(select)} FROM {quote(raw)}"
-        )
+        body = f"SELECT {', '.join(select)} FROM {quote(raw)}"
+        if self.spec.cleaning:  # recorded row/value fixes wrap the view (issue 3)
+            from ._views import apply_view_steps
+
+            body = apply_view_steps(self.con, name, source, body, self.spec.cleaning)
+        self.con.execute(f"CREATE OR REPLACE VIEW {quote(name)} AS {body}")
 
     def files(self, name: str) -> list[str]:
         source = self.spec.sources[name]
@@ -250,6 +261,9 @@ class SourceSet:
         for name in sorted(set(names)):
             source = self.spec.sources[name]
             digest.update(name.encode())
+            for step in self.spec.cleaning:  # recorded view steps change the view's rows
+                if step.source == name:
+                    digest.update(step.model_dump_json().encode())
             if source.kind == "file":
                 for path in self.files(name):
                     stat = os.stat(path)

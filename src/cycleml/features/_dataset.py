@@ -101,7 +101,8 @@ def build_dataset(
                 cutoffs=len(built.cutoffs),
                 label_balance=balance,
                 features=[
-                    {"name": c.name, "kind": c.kind, "group": c.group} for c in featureset.columns
+                    {"name": c.name, "kind": c.kind, "group": c.group}
+                    for c in featureset.model_columns
                 ],
                 notes=built.notes,
                 build_seconds=time.perf_counter() - started,

@@ -15,13 +15,39 @@ import pandas as pd
 import pyarrow as pa
 
 from ..data import SourceSet
-from ..errors import DataError, NotFoundError, SpecError, SpecIssue
-from ..spec import ColumnLabel, ProblemSpec, Spec, parse_duration
-from ._groups import AS_OF, ENTITY, SPINE, CompiledGroup, FeatureColumn, compile_group
-from ._labels import CUTOFFS, data_end, eligible_sql, label_horizon_days, label_sql
+from ..errors import DataError, NotFoundError, RequestError, SpecError, SpecIssue
+from ..spec import ClickLabel, ColumnLabel, CutoffTable, ForecastLabel, ProblemSpec, Spec
+from ._cutoffs import as_datetime, schedule_cutoffs, table_spine
+from ._groups import (
+    AS_OF,
+    ENTITY,
+    SPINE,
+    CompiledGroup,
+    FeatureColumn,
+    compile_group,
+    group_blocks,
+    training_notes,
+)
+from ._labels import (
+    CUTOFFS,
+    GROUP,
+    HORIZON,
+    ITEM,
+    check_label_data,
+    data_end,
+    eligible_sql,
+    impressions_sql,
+    label_sql,
+    label_window,
+)
 
 AS_OF_COLUMN = "as_of"
 LABEL_COLUMN = "label"
+HORIZON_COLUMN = "horizon"
+"""Forecast frames: the day h (1..horizon) after the cutoff the row's label is for (a feature)."""
+GROUP_COLUMN = "group"
+"""Ranking frames: the impression list a row belongs to (the query group of LambdaRank)."""
+LABEL_SPINE = "_label_spine"
 
 
 @dataclass
@@ -34,7 +60,9 @@ class TrainingFrame:
 class FeatureSet:
     """The features (and label) of one problem, compiled to SQL over the project's sources."""
 
-    def __init__(self, spec: Spec, problem: str, sources: SourceSet) -> None:
+    def __init__(
+        self, spec: Spec, problem: str, sources: SourceSet, *, engine: str | None = None
+    ) -> None:
         if problem not in spec.problems:
             raise NotFoundError(
                 f"unknown problem {problem!r}",
@@ -45,6 +73,11 @@ class FeatureSet:
         self.problem: ProblemSpec = spec.problems[problem]
         self.sources = sources
         self._groups: list[CompiledGroup] | None = None
+        # "duckdb" (with PostgreSQL pushdown when the groups read PostgreSQL) or "dask". The
+        # spec's `engine` applies to dataset builds and batch scoring (Project passes it): an
+        # online request never starts a cluster.
+        self.engine: str = engine or "duckdb"
+        self.engine_notes: list[str] = []  # what the engine did differently (pushdown fallbacks)
 
     def close(self) -> None:
         """Close the DuckDB connection of the sources this feature set reads."""
@@ -69,7 +102,9 @@ class FeatureSet:
                 group = self.spec.features[name]
                 columns = self.sources.check(group.source)
                 try:
-                    compiled = compile_group(name, group, self.spec.sources[group.source], columns)
+                    compiled = compile_group(
+                        name, group, self.spec.sources[group.source], columns, self
+                    )
                 except SpecError as exc:  # report every bad group at once, not the first only
                     errors.append(exc)
                     continue
@@ -91,6 +126,18 @@ class FeatureSet:
     @property
     def columns(self) -> list[FeatureColumn]:
         return [col for group in self.groups for col in group.columns]
+
+    @property
+    def model_columns(self) -> list[FeatureColumn]:
+        """The model's input columns: the features and the label's (``horizon``)."""
+        return self.columns + self.label_columns
+
+    @property
+    def label_columns(self) -> list[FeatureColumn]:
+        """Feature columns the label adds: ``horizon`` for a forecast (direct multi-horizon)."""
+        if isinstance(self.problem.label, ForecastLabel):
+            return [FeatureColumn(HORIZON_COLUMN, "label", "number")]
+        return []
 
     @property
     def feature_names(self) -> list[str]:
@@ -134,12 +181,20 @@ class FeatureSet:
         """Feature rows for ``entities`` as of ``as_of`` (one time, or one per entity).
 
         ``entities=None`` means every entity eligible at ``as_of`` under the problem's label.
-        A date means its midnight."""
+        A date means its midnight. A forecast has one row per entity and day of the horizon
+        (column ``horizon``, 1..horizon)."""
         if isinstance(as_of, date) and not isinstance(as_of, datetime):
             as_of = datetime(as_of.year, as_of.month, as_of.day)
         if entities is None:
             if not isinstance(as_of, datetime):
                 raise DataError("as_of must be one time when entities are not given")
+            if isinstance(self.problem.label, ClickLabel):
+                raise RequestError(
+                    f"problem {self.name!r} ranks items (a click label): it has no batch of "
+                    "eligible entities to score",
+                    hint="rank online, one request per impression list (POST /v1/models/"
+                    f"{self.name}/rank), or pass the entities to compute",
+                )
             spine = self._eligible([as_of])
         else:
             entity_list = [str(e) for e in entities]
@@ -155,7 +210,17 @@ class FeatureSet:
                     AS_OF: pa.array(times, pa.timestamp("us")),
                 }
             )
-        return self._features(spine)
+        return self._with_horizon(self._features(spine))
+
+    def _with_horizon(self, frame: pd.DataFrame) -> pd.DataFrame:
+        label = self.problem.label
+        if not isinstance(label, ForecastLabel):
+            return frame
+        days = pd.DataFrame({HORIZON_COLUMN: range(1, int(label.horizon) + 1)})
+        out = frame.merge(days, how="cross")
+        order = [self.entity, AS_OF_COLUMN, HORIZON_COLUMN]
+        out = out[order + [c for c in out.columns if c not in order]]
+        return out.sort_values([AS_OF_COLUMN, self.entity, HORIZON_COLUMN], kind="stable")
 
     def _eligible(self, cutoffs: list[datetime]) -> pa.Table:
         con = self.sources.con
@@ -171,6 +236,12 @@ class FeatureSet:
         return table
 
     def _features(self, spine: pa.Table) -> pd.DataFrame:
+        from ._engine import run_features  # the one engine dispatch: Dask, pushdown or here
+
+        frame = run_features(self, spine)
+        return self._features_duckdb(spine) if frame is None else frame
+
+    def _features_duckdb(self, spine: pa.Table) -> pd.DataFrame:
         con = self.sources.con
         con.register("_spine_in", spine)
         try:
@@ -179,19 +250,25 @@ class FeatureSet:
                 f"CAST({ENTITY} AS VARCHAR) AS {ENTITY}, CAST({AS_OF} AS TIMESTAMP) AS {AS_OF} "
                 "FROM _spine_in"
             )
-            sql = self.features_sql()
+            shape = con.sql(  # as_of times per entity: picks the event-group strategy
+                f"SELECT count(*) / greatest(count(DISTINCT {ENTITY}), 1) FROM {SPINE}"
+            ).fetchall()[0][0]
+            sql = self.features_sql(shape)
             frame = con.sql(sql).df()
         finally:
             con.unregister("_spine_in")
         return frame.rename(columns={ENTITY: self.entity, AS_OF: AS_OF_COLUMN})
 
-    def features_sql(self) -> str:
-        """The SQL that turns table _spine(__entity, __as_of) into feature rows."""
-        parts = [f"g{i} AS ({group.sql})" for i, group in enumerate(self.groups)]
+    def features_sql(self, cutoffs_per_entity: float | None = None) -> str:
+        """The SQL that turns table _spine(__entity, __as_of) into feature rows. Event groups of
+        one source run in one pass; ``cutoffs_per_entity`` picks their strategy (_groups.py)."""
+        blocks = group_blocks(self.groups, cutoffs_per_entity)
+        parts = [f"g{i} AS ({sql})" for i, (sql, _) in enumerate(blocks)]
+        home = {name: i for i, (_, names) in enumerate(blocks) for name in names}
         select = [f"s.{ENTITY}", f"s.{AS_OF}"]
+        select += [f'g{home[c.name]}."{c.name}"' for c in self.columns]
         joins = []
-        for i, group in enumerate(self.groups):
-            select += [f'g{i}."{col.name}"' for col in group.columns]
+        for i in range(len(blocks)):
             joins.append(
                 f"LEFT JOIN g{i} ON g{i}.{ENTITY} = s.{ENTITY} AND g{i}.{AS_OF} = s.{AS_OF}"
             )
@@ -203,74 +280,145 @@ class FeatureSet:
     # -- training ------------------------------------------------------------------------------
 
     def cutoff_times(self) -> tuple[list[datetime], list[str]]:
-        """The cutoffs of the problem's schedule whose label window is complete in the data."""
-        notes: list[str] = []
-        schedule = self.problem.cutoffs
+        """The cutoffs of the problem's schedule whose label window is complete in the data
+        (for a cutoff table: its distinct times). Without cutoffs: just after the data ends."""
+        cutoffs = self.problem.cutoffs
         end_of_data = data_end(self.problem, self.sources)
-        if schedule is None:
+        if isinstance(cutoffs, CutoffTable):
+            spine, notes = self._table_spine(end_of_data)
+            return sorted(set(spine.column(AS_OF).to_pylist())), notes
+        if cutoffs is None:
             now = end_of_data + timedelta(seconds=1) if end_of_data else _utcnow()
-            return [now], notes
-        step = parse_duration(schedule.every)
-        start = _as_datetime(schedule.start)
-        horizon = timedelta(days=label_horizon_days(self.problem))
-        last = _as_datetime(schedule.end) if schedule.end else None
-        if end_of_data is None:
-            raise DataError(
-                f"problem {self.name!r}: the label source {self.problem.label.source!r} has no "
-                "rows with a time, so no cutoff can be checked for a complete label window",
-                hint=f"check sources.{self.problem.label.source}: it needs rows and a `time`",
-            )
-        limit = end_of_data - horizon
-        stop = min(last, limit) if last else limit
-        # Without an `end`, the schedule runs to the end of the data: the cutoffs in its last
-        # label horizon are left out (and counted), just as those past an explicit `end` are.
-        final = last or end_of_data
-        cutoffs, dropped = [], 0
-        current = start
-        while current <= final:
-            if current <= stop:
-                cutoffs.append(current)
-            else:
-                dropped += 1
-            current += step
-        if dropped:
-            notes.append(
-                f"left out {dropped} cutoff(s) after {stop:%Y-%m-%d}: their {horizon.days}-day "
-                f"label window runs past the end of the data ({end_of_data:%Y-%m-%d %H:%M})"
-            )
-        if not cutoffs:
-            raise DataError(
-                f"problem {self.name!r}: no cutoff between {start:%Y-%m-%d} and "
-                f"{stop:%Y-%m-%d} has a complete {horizon.days}-day label window",
-                hint="move `cutoffs.start` earlier or shorten the label horizon",
-            )
-        return cutoffs, notes
+            return [now], []
+        return schedule_cutoffs(self.name, cutoffs, end_of_data, label_window(self.problem))
 
-    def training_frame(self) -> TrainingFrame:
+    def _table_spine(self, end_of_data: datetime | None) -> tuple[pa.Table, list[str]]:
+        cutoffs = self.problem.cutoffs
+        assert isinstance(cutoffs, CutoffTable)
+        return table_spine(
+            self.name, self.problem, cutoffs, self.sources, end_of_data, label_window(self.problem)
+        )
+
+    def _training_spine(self) -> tuple[pa.Table, list[datetime], list[str]]:
+        """(entity, cutoff) rows of the training set: from a cutoff table, one per table row;
+        from a schedule, every entity eligible at each cutoff."""
+        if isinstance(self.problem.cutoffs, CutoffTable):
+            spine, notes = self._table_spine(data_end(self.problem, self.sources))
+            return spine, sorted(set(spine.column(AS_OF).to_pylist())), notes
         cutoffs, notes = self.cutoff_times()
         spine = self._eligible(cutoffs)
         if spine.num_rows == 0:
             raise DataError(
                 f"problem {self.name!r}: no entity is eligible at any of the "
                 f"{len(cutoffs)} cutoffs",
-                hint="check the label's source and eligibility (for churn: `active_days`)",
+                hint="check the label's source and eligibility (`eligible.source`, `active_days`)",
             )
+        return spine, cutoffs, notes
+
+    def training_frame(self) -> TrainingFrame:
+        """The training set: features as of each row's cutoff and the label after it.
+
+        Layout: ``<entity>``, ``as_of``, then ``horizon`` (forecast) or ``<item>`` and
+        ``group`` (ranking), the feature columns, and ``label`` (see docs/spec.md)."""
+        notes = check_label_data(self.problem, self.sources)
+        if isinstance(self.problem.label, ClickLabel):
+            return self._ranking_frame(notes)
+        spine, cutoffs, more = self._training_spine()
+        notes += more
         features = self._features(spine)
+        notes += self.engine_notes
+        notes += training_notes(self, cutoffs)
         con = self.sources.con
-        labels = con.sql(label_sql(self.problem, self.sources, SPINE)).df()
-        labels = labels.rename(columns={ENTITY: self.entity, AS_OF: AS_OF_COLUMN})
+        con.register(LABEL_SPINE, spine)
+        try:
+            labels = con.sql(label_sql(self.problem, self.sources, LABEL_SPINE)).df()
+        finally:
+            con.unregister(LABEL_SPINE)
+        labels = labels.rename(
+            columns={ENTITY: self.entity, AS_OF: AS_OF_COLUMN, HORIZON: HORIZON_COLUMN}
+        )
         frame = features.merge(labels, on=[self.entity, AS_OF_COLUMN], how="inner")
-        missing = len(features) - len(frame)
+        missing = len(features) - frame[[self.entity, AS_OF_COLUMN]].drop_duplicates().shape[0]
         if missing:
             notes.append(f"{missing} row(s) had no label and were left out")
-        frame = frame.sort_values([AS_OF_COLUMN, self.entity], kind="stable").reset_index(drop=True)
+        keys = [self.entity, AS_OF_COLUMN]
+        if HORIZON_COLUMN in labels.columns:
+            keys.append(HORIZON_COLUMN)
+            head = [self.entity, AS_OF_COLUMN, HORIZON_COLUMN]
+            frame = frame[head + [c for c in frame.columns if c not in head]]
+        frame = frame.sort_values(
+            [AS_OF_COLUMN, self.entity] + keys[2:], kind="stable"
+        ).reset_index(drop=True)
         return TrainingFrame(frame, cutoffs, notes)
 
-
-def _as_datetime(value) -> datetime:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
-    return datetime(value.year, value.month, value.day)
+    def _ranking_frame(self, notes: list[str]) -> TrainingFrame:
+        """One row per impression: the entity, the impression time (``as_of``), the item
+        (column named like the label's ``item``), ``group`` and the label; features of the
+        entity as of the impression time."""
+        label = self.problem.label
+        assert isinstance(label, ClickLabel)
+        cutoffs = self.problem.cutoffs
+        ts = f'i."{self.spec.sources[label.source].time}"'
+        bounds = ["TRUE"]
+        if cutoffs is not None:
+            assert not isinstance(cutoffs, CutoffTable)  # refused by the spec checks
+            bounds.append(f"{ts} >= TIMESTAMP '{as_datetime(cutoffs.start)}'")
+            if cutoffs.end:
+                bounds.append(f"{ts} < TIMESTAMP '{as_datetime(cutoffs.end)}'")
+        con = self.sources.con
+        where = " AND ".join(bounds)
+        if label.clicks is not None:
+            end_of_data = data_end(self.problem, self.sources)
+            window = label_window(self.problem)
+            total = con.sql(impressions_sql(self.problem, self.sources, where)).to_arrow_table()
+            if end_of_data is not None:
+                limit = end_of_data - window
+                where += f" AND {ts} <= TIMESTAMP '{limit}'"
+        impressions = con.sql(impressions_sql(self.problem, self.sources, where)).df()
+        if label.clicks is not None and end_of_data is not None:
+            dropped = total.num_rows - len(impressions)
+            if dropped and len(impressions) == 0:
+                raise DataError(
+                    f"problem {self.name!r}: no impression has a complete {label.within} click "
+                    f"window: the clicks end {end_of_data:%Y-%m-%d %H:%M}",
+                    hint="add newer click data, or move `cutoffs.start` earlier",
+                )
+            if dropped:
+                notes.append(
+                    f"left out {dropped} impression(s) after {limit:%Y-%m-%d %H:%M}: their "
+                    f"{label.within} click window runs past the end of the clicks "
+                    f"({end_of_data:%Y-%m-%d %H:%M})"
+                )
+        unlabeled = int(impressions["label"].isna().sum())
+        if unlabeled:
+            impressions = impressions[impressions["label"].notna()]
+            notes.append(f"{unlabeled} impression(s) with no {label.column} value were left out")
+        if impressions.empty:
+            raise DataError(
+                f"problem {self.name!r}: the source {label.source!r} has no impressions "
+                "in the cutoff range",
+                hint="check `cutoffs.start`/`end` and the impressions source",
+            )
+        spine = pa.Table.from_pandas(
+            impressions[[ENTITY, AS_OF]].drop_duplicates(), preserve_index=False
+        )
+        features = self._features(spine)
+        frame = impressions.rename(
+            columns={
+                ENTITY: self.entity,
+                AS_OF: AS_OF_COLUMN,
+                ITEM: label.item,
+                GROUP: GROUP_COLUMN,
+            }
+        ).merge(features, on=[self.entity, AS_OF_COLUMN], how="left")
+        head = [self.entity, AS_OF_COLUMN, label.item, GROUP_COLUMN]
+        frame = frame[head + [c for c in frame.columns if c not in (*head, "label")] + ["label"]]
+        frame["label"] = frame["label"].astype("int64")
+        frame = frame.sort_values(
+            [AS_OF_COLUMN, GROUP_COLUMN, self.entity, label.item], kind="stable"
+        ).reset_index(drop=True)
+        times = sorted(set(frame[AS_OF_COLUMN].dt.to_pydatetime()))
+        return TrainingFrame(frame, times, notes)
 
 
 def _utcnow() -> datetime:

@@ -12,11 +12,18 @@ import sqlalchemy as sa
 from .._version import __version__
 from ..errors import NotFoundError, RequestError
 from ..store import ArtifactStore, Store, utcnow
+from ..store.tables import artifacts as artifacts_table
 from ..store.tables import model_versions
 from ..train import TrainResult
 from ._bundle import ModelBundle
 
 STAGES = ("none", "staging", "production", "archived")
+
+_SELECT = sa.select(model_versions, artifacts_table.c.size.label("artifact_size")).select_from(
+    model_versions.outerjoin(
+        artifacts_table, artifacts_table.c.sha256 == model_versions.c.artifact_sha256
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class ModelVersion:
     code_version: str
     training_seconds: float
     created_at: datetime
+    artifact_size: int | None = None
 
     @property
     def name(self) -> str:
@@ -110,9 +118,7 @@ class Registry:
         return self.get_by_id(row_id)
 
     def list(self, problem: str | None = None) -> list[ModelVersion]:
-        query = sa.select(model_versions).order_by(
-            model_versions.c.problem, model_versions.c.version
-        )
+        query = _SELECT.order_by(model_versions.c.problem, model_versions.c.version)
         if problem:
             query = query.where(model_versions.c.problem == problem)
         with self.store.connect() as conn:
@@ -120,16 +126,14 @@ class Registry:
 
     def get_by_id(self, model_id: int) -> ModelVersion:
         with self.store.connect() as conn:
-            row = conn.execute(
-                sa.select(model_versions).where(model_versions.c.id == model_id)
-            ).first()
+            row = conn.execute(_SELECT.where(model_versions.c.id == model_id)).first()
         if row is None:
             raise NotFoundError(f"no model version with id {model_id}")
         return _row(row)
 
     def get(self, problem: str, version: int | None = None) -> ModelVersion:
         """A given version, or the production version when ``version`` is None."""
-        query = sa.select(model_versions).where(model_versions.c.problem == problem)
+        query = _SELECT.where(model_versions.c.problem == problem)
         if version is None:
             query = query.where(model_versions.c.stage == "production")
         else:
@@ -191,4 +195,5 @@ def _row(row) -> ModelVersion:
         code_version=m["code_version"],
         training_seconds=m["training_seconds"],
         created_at=m["created_at"],
+        artifact_size=m.get("artifact_size"),
     )

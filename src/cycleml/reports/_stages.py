@@ -5,43 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._html import Section, Table, fmt, table_from_records, write_report
+from ._html import Section, Table, fmt, write_report
 
 if TYPE_CHECKING:
     from ..project import TrainOutcome
 
 
 def train_report(path: Path, outcome: TrainOutcome) -> Path:
-    data = outcome.to_dict()
-    board = [
-        {
-            "algorithm": b["algorithm"] + (" (chosen)" if b["chosen"] else ""),
-            **{f"test {k}": v for k, v in b["test"].items()},
-        }
-        for b in data["leaderboard"]
-    ]
-    metrics = [
-        {"metric": k, "value": v} for k, v in data["metrics"].items() if not isinstance(v, dict)
-    ]
-    sections = [
-        Section(
-            "Leaderboard",
-            f"Selected by {data['split']['selected_by']}.",
-            [table_from_records(board)],
-        ),
-        Section(
-            "Test metrics of the chosen model",
-            data.get("threshold_note") or "",
-            [table_from_records(metrics)],
-        ),
-        Section("Split", "", [table_from_records([data["split"]])]),
-        Section(
-            "Notes", "", [Table(["note"], [[n] for n in data["notes"]])] if data["notes"] else []
-        ),
-    ]
-    return write_report(
-        path, f"Model {data['model']}", sections, f"dataset version {data['dataset_version']}"
-    )
+    from ._train_report import write_train_report
+
+    return write_train_report(path, outcome.to_dict())
 
 
 def summary_report(path: Path, title: str, stages: dict[str, dict]) -> Path:

@@ -18,6 +18,7 @@ from ._labels import (
 )
 from ._loader import SPEC_FILE, load_spec, parse_spec, spec_hash
 from ._models import (
+    DaskSpec,
     ExperimentSpec,
     MetricSpec,
     MonitoringSpec,
@@ -36,6 +37,7 @@ __all__ = [
     "CountWithinLabel",
     "CutoffSchedule",
     "CutoffTable",
+    "DaskSpec",
     "Eligibility",
     "EventWithinLabel",
     "ExperimentSpec",

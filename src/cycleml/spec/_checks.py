@@ -24,22 +24,7 @@ def cross_check(spec: Spec) -> list[SpecIssue]:
                     "source", problem.label.source, spec.sources, f"problems.{pname}.label.source"
                 )
             )
-        if problem.task != "binary" and problem.label.kind == "inactivity":
-            issues.append(
-                SpecIssue(
-                    f"problems.{pname}.task",
-                    f"an inactivity (churn) label is binary, but task is {problem.task!r}",
-                    "set `task: binary`",
-                )
-            )
-        if problem.label.kind == "inactivity" and problem.cutoffs is None:
-            issues.append(
-                SpecIssue(
-                    f"problems.{pname}.cutoffs",
-                    "an inactivity label needs cutoffs (the times the label is asked about)",
-                    "add `cutoffs: {every: 7d, start: YYYY-MM-DD}`",
-                )
-            )
+        issues.extend(_label_issues(pname, problem, spec))
     for gname, group in spec.features.items():
         if group.source not in spec.sources:
             issues.append(
@@ -50,6 +35,66 @@ def cross_check(spec: Spec) -> list[SpecIssue]:
             issues.append(
                 unknown_name("source", exp.source, spec.sources, f"experiments.{ename}.source")
             )
+    from ._cleaning import check_cleaning
+
+    issues.extend(check_cleaning(spec))
+    return issues
+
+
+_LABEL_TASKS = {
+    "inactivity": ("binary",),
+    "event_within": ("binary",),
+    "sum_within": ("regression",),
+    "count_within": ("regression",),
+    "column": ("binary", "multiclass", "regression"),
+    "click": ("ranking",),
+    "forecast": ("forecast",),
+}
+_NEEDS_CUTOFFS = ("inactivity", "event_within", "sum_within", "count_within", "forecast")
+
+
+def _label_issues(pname: str, problem, spec: Spec) -> list[SpecIssue]:
+    """A label's task, cutoffs and the sources it names."""
+    issues: list[SpecIssue] = []
+    label = problem.label
+    where = f"problems.{pname}"
+    tasks = _LABEL_TASKS[label.kind]
+    if problem.task not in tasks:
+        what = {"inactivity": "an inactivity (churn) label is binary"}.get(
+            label.kind, f"a {label.kind} label is {' or '.join(tasks)}"
+        )
+        issues.append(
+            SpecIssue(
+                f"{where}.task",
+                f"{what}, but task is {problem.task!r}",
+                f"set `task: {tasks[0]}`",
+            )
+        )
+    if label.kind in _NEEDS_CUTOFFS and problem.cutoffs is None:
+        issues.append(
+            SpecIssue(
+                f"{where}.cutoffs",
+                f"a {label.kind} label needs cutoffs (the times the label is asked about)",
+                "add `cutoffs: {every: 7d, start: YYYY-MM-DD}` or a table of cutoffs "
+                "`{source: NAME, time: COLUMN}`",
+            )
+        )
+    cutoff_source = getattr(problem.cutoffs, "source", None)
+    if label.kind == "click" and cutoff_source is not None:
+        issues.append(
+            SpecIssue(
+                f"{where}.cutoffs",
+                "a click (ranking) label has one row per impression: a cutoff table does not apply",
+                "use a schedule (`start`/`end` bound the impressions) or no cutoffs",
+            )
+        )
+    named = [(cutoff_source, f"{where}.cutoffs.source")]
+    eligible = getattr(label, "eligible", None)
+    named.append((getattr(eligible, "source", None), f"{where}.label.eligible.source"))
+    named.append((getattr(label, "clicks", None), f"{where}.label.clicks"))
+    for name, path in named:
+        if name is not None and name not in spec.sources:
+            issues.append(unknown_name("source", name, spec.sources, path))
     return issues
 
 

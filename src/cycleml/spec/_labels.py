@@ -76,11 +76,13 @@ class CountWithinLabel(_Model):
 
 
 class ColumnLabel(_Model):
-    """An existing column of an entity table."""
+    """An existing column of an entity table. With cutoffs, the value of the entity's row valid
+    at the cutoff (for a table with `time`: the latest row with time <= cutoff)."""
 
     kind: Literal["column"]
     source: Name
     column: str
+    eligible: Eligibility | None = None
 
 
 class ClickLabel(_Model):
@@ -88,7 +90,8 @@ class ClickLabel(_Model):
 
     Either ``column`` names a boolean column of the impressions source, or ``clicks`` names a
     source of click rows (entity, item, time) and a click on the same item within ``within``
-    after the impression counts."""
+    after the impression counts. ``group``: a column of the impressions naming the list the
+    impression was shown in (default: the entity and the impression time)."""
 
     kind: Literal["click"]
     source: Name
@@ -96,6 +99,7 @@ class ClickLabel(_Model):
     column: str | None = None
     clicks: Name | None = None
     within: Duration = "1h"
+    group: str | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> ClickLabel:
@@ -110,12 +114,14 @@ class ClickLabel(_Model):
 class ForecastLabel(_Model):
     """Demand per item per day: the target on day cutoff + h for h in 1..horizon (direct
     multi-horizon; h is a feature). ``column`` is summed per day, or rows are counted when it
-    is omitted."""
+    is omitted. The item is the source's ``entity`` (declare the source with the item column as
+    its entity)."""
 
     kind: Literal["forecast"]
     source: Name
     horizon: PositiveInt
     column: str | None = None
+    eligible: Eligibility | None = None
 
 
 LABEL_MODELS = (

@@ -26,6 +26,10 @@ class SourceSpec(_Model):
     format: Literal["csv", "parquet", "json"] | None = None
     entity: str | None = None
     time: str | None = None
+    # CSV text encoding (DuckDB's CSV reader decodes these itself); default UTF-8.
+    encoding: Literal["utf-8", "utf-16", "latin-1"] | None = None
+    valid_from: str | None = None  # with valid_to: rows valid in [valid_from, valid_to)
+    valid_to: str | None = None
     description: str | None = None
 
     @model_validator(mode="after")
@@ -73,12 +77,26 @@ class ProblemSpec(_Model):
 Algorithm = Literal["baseline", "logistic", "random_forest", "hist_gradient_boosting", "lightgbm"]
 
 
+class TuneSpec(_Model):
+    """Optuna tuning of the best candidates. ``timeout`` (seconds) bounds the whole training run;
+    None picks one from the data size (at most 60 s). Tuning stops early after ``patience``
+    trials without improvement, or after ``trials`` trials."""
+
+    timeout: float | None = Field(default=None, gt=0)
+    trials: PositiveInt | None = None
+    patience: PositiveInt | None = 30
+    top: int = Field(default=1, ge=0, le=3)
+
+
 class TrainingSpec(_Model):
     split: Literal["time", "random", "stratified", "group"] = "time"
     test_size: float = Field(default=0.2, gt=0, lt=0.9)
     algorithms: list[Algorithm] = ["baseline", "logistic", "lightgbm"]
     seed: int = 0
     threads: PositiveInt = 2
+    tune: TuneSpec = TuneSpec()
+    cv_folds: int = Field(default=3, ge=2, le=10)
+    segment: str | None = None
 
 
 class ExperimentMetricSpec(_Model):
@@ -125,6 +143,17 @@ class MonitoringSpec(_Model):
     drift_share: float = Field(default=0.5, gt=0, le=1)
 
 
+class DaskSpec(_Model):
+    """The Dask cluster of ``engine: dask``: ``address`` of a running scheduler, or a LocalCluster
+    on 127.0.0.1 with ``n_workers`` x ``threads_per_worker`` started for the job. ``partitions``
+    (default: one per worker thread) is how many entity shards the spine is cut into."""
+
+    address: str | None = None
+    n_workers: PositiveInt = 2
+    threads_per_worker: PositiveInt = 1
+    partitions: PositiveInt | None = None
+
+
 class Spec(_Model):
     spec_version: Literal[1]
     name: Name
@@ -136,6 +165,8 @@ class Spec(_Model):
     experiments: dict[Name, ExperimentSpec] = {}
     cleaning: list[CleaningStep] = []
     monitoring: MonitoringSpec = MonitoringSpec()
+    engine: Literal["duckdb", "dask"] = "duckdb"
+    dask: DaskSpec = DaskSpec()
 
     @field_validator(
         "sources",

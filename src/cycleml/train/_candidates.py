@@ -18,10 +18,15 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from ..features import FeatureColumn
 
 
-def preprocessor(columns: list[FeatureColumn]) -> ColumnTransformer:
+def preprocessor(columns: list[FeatureColumn], cleaning=None) -> ColumnTransformer:
     """Impute (with missing indicators), one-hot encode categories (unseen ones ignored), scale.
 
-    Fitted on the training split only, as part of the model pipeline."""
+    Fitted on the training split only, as part of the model pipeline. ``cleaning`` maps feature
+    names to their recorded learned cleaning steps (default: those of the training run, see
+    :func:`cycleml.data._learned.learned_steps`)."""
+    from ..data._learned import learned_transformers
+
+    columns, learned = learned_transformers(columns, cleaning)
     numeric = [c.name for c in columns if c.kind == "number"]
     categorical = [c.name for c in columns if c.kind == "category"]
     steps = []
@@ -51,6 +56,7 @@ def preprocessor(columns: list[FeatureColumn]) -> ColumnTransformer:
                 categorical,
             )
         )
+    steps.extend(learned)
     return ColumnTransformer(steps, remainder="drop", verbose_feature_names_out=False)
 
 
@@ -85,12 +91,53 @@ def make_estimator(algorithm: str, task: str, *, seed: int, threads: int):
     raise ValueError(f"unknown algorithm {algorithm!r}")
 
 
+TUNABLE = ("logistic", "random_forest", "hist_gradient_boosting", "lightgbm")
+
+
+def search_space(trial, algorithm: str, task: str) -> dict:
+    """Parameters an Optuna trial proposes for ``algorithm`` (keys are estimator parameters)."""
+    classify = task in ("binary", "multiclass")
+    if algorithm == "logistic":
+        if classify:
+            return {"C": trial.suggest_float("C", 1e-3, 1e2, log=True)}
+        return {"alpha": trial.suggest_float("alpha", 1e-3, 1e3, log=True)}
+    if algorithm == "random_forest":
+        return {
+            "n_estimators": trial.suggest_int("n_estimators", 100, 400, step=50),
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 30, log=True),
+            "max_features": trial.suggest_float("max_features", 0.2, 1.0),
+        }
+    if algorithm == "hist_gradient_boosting":
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
+            "max_iter": trial.suggest_int("max_iter", 50, 500, log=True),
+            "max_leaf_nodes": trial.suggest_int("max_leaf_nodes", 8, 64, log=True),
+            "min_samples_leaf": trial.suggest_int("min_samples_leaf", 5, 100, log=True),
+            "l2_regularization": trial.suggest_float("l2_regularization", 1e-6, 10.0, log=True),
+        }
+    if algorithm == "lightgbm":
+        return {
+            "n_estimators": trial.suggest_int("n_estimators", 50, 1000, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 4, 128, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 3, 100, log=True),
+            "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-8, 10.0, log=True),
+        }
+    raise ValueError(f"{algorithm!r} has no search space")
+
+
 def make_pipeline_for(
-    algorithm: str, task: str, columns: list[FeatureColumn], *, seed: int, threads: int
+    algorithm: str,
+    task: str,
+    columns: list[FeatureColumn],
+    *,
+    seed: int,
+    threads: int,
+    params: dict | None = None,
 ) -> Pipeline:
-    return Pipeline(
-        [
-            ("prepare", preprocessor(columns)),
-            ("model", make_estimator(algorithm, task, seed=seed, threads=threads)),
-        ]
-    )
+    model = make_estimator(algorithm, task, seed=seed, threads=threads)
+    if params:
+        model.set_params(**params)
+    return Pipeline([("prepare", preprocessor(columns)), ("model", model)])

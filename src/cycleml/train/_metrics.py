@@ -25,16 +25,86 @@ def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: flo
         "f1": float(skm.f1_score(y_true, predicted, zero_division=0)),
         "accuracy": float(skm.accuracy_score(y_true, predicted)),
         "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "calibration": calibration_bins(y_true, score),
     }
 
 
 def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict:
+    """MAE, RMSE, R2 and MAPE. MAPE is taken over the rows whose true value is not zero (a zero
+    would divide by zero); ``mape_rows`` says how many that was, and MAPE is None when none."""
+    y_true = np.asarray(y_true, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    nonzero = y_true != 0
+    mape = (
+        float(skm.mean_absolute_percentage_error(y_true[nonzero], predicted[nonzero]))
+        if nonzero.any()
+        else None
+    )
     return {
         "rows": int(len(y_true)),
         "mae": float(skm.mean_absolute_error(y_true, predicted)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y_true, predicted))),
-        "r2": float(skm.r2_score(y_true, predicted)),
+        "r2": float(skm.r2_score(y_true, predicted)) if len(y_true) > 1 else None,
+        "mape": mape,
+        "mape_rows": int(nonzero.sum()),
     }
+
+
+def calibration_bins(y_true: np.ndarray, score: np.ndarray, bins: int = 10) -> list[dict]:
+    """Reliability curve: for each of ``bins`` equal-width score bins holding rows, the mean
+    predicted probability, the observed positive rate and the row count."""
+    y_true = np.asarray(y_true).astype(int)
+    score = np.asarray(score, dtype=float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.searchsorted(edges[1:-1], score)  # as sklearn.calibration_curve bins
+    out = []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            out.append(
+                {
+                    "low": float(edges[b]),
+                    "high": float(edges[b + 1]),
+                    "mean_predicted": float(score[mask].mean()),
+                    "fraction_positive": float(y_true[mask].mean()),
+                    "rows": int(mask.sum()),
+                }
+            )
+    return out
+
+
+def curves(y_true: np.ndarray, score: np.ndarray, points: int = 200) -> dict:
+    """ROC and precision-recall curves (thinned to about ``points`` points each) for charts."""
+    y_true = np.asarray(y_true).astype(int)
+    if len(np.unique(y_true)) < 2:
+        return {}
+    fpr, tpr, _ = skm.roc_curve(y_true, score)
+    precision, recall, _ = skm.precision_recall_curve(y_true, score)
+
+    def thin(*arrays):
+        step = max(1, len(arrays[0]) // points)
+        return [np.r_[a[::step], a[-1]].round(5).tolist() for a in arrays]
+
+    fpr, tpr = thin(fpr, tpr)
+    precision, recall = thin(precision, recall)
+    return {"roc": {"fpr": fpr, "tpr": tpr}, "pr": {"precision": precision, "recall": recall}}
+
+
+def segment_metrics(
+    segments: np.ndarray, y_true: np.ndarray, score: np.ndarray, task: str, threshold: float | None
+) -> list[dict]:
+    """The test metrics again for each value of the segment column (missing values as None)."""
+    segments = np.asarray(segments, dtype=object)
+    keys = [None if v is None or v != v else v for v in segments]  # NaN != NaN
+    out = []
+    for value in sorted(set(keys), key=lambda v: (v is None, str(v))):
+        mask = np.array([k == value if value is not None else k is None for k in keys])
+        if task == "binary":
+            m = classification_metrics(y_true[mask], score[mask], threshold or 0.5)
+        else:
+            m = regression_metrics(y_true[mask], score[mask])
+        out.append({"segment": None if value is None else str(value), **m})
+    return out
 
 
 def choose_threshold(

@@ -111,3 +111,51 @@ def _time_split(
             "left out of training, so no training label overlaps the period it is evaluated on"
         )
     return Split(fit, valid, test, "time", notes)
+
+
+def cv_folds(
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    *,
+    method: str,
+    folds: int,
+    horizon_days: int,
+    seed: int,
+    classify: bool,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds over ``rows`` (the training part: fit + validation), as pairs of
+    row indices. A time split gets time-ordered folds (an expanding window over the cutoffs,
+    each fold validated on later cutoffs, with the label-horizon gap); a group split keeps every
+    entity on one side; otherwise (stratified) shuffled K folds with the seed."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    rows = np.asarray(rows)
+    part = frame.iloc[rows]
+    if method == "time":
+        cutoffs = np.sort(part[AS_OF_COLUMN].unique())
+        gap = np.timedelta64(int(timedelta(days=horizon_days).total_seconds()), "s")
+        chunks = [c for c in np.array_split(cutoffs, folds + 1) if len(c)]
+        as_of = part[AS_OF_COLUMN].to_numpy()
+        out = []
+        for i in range(1, len(chunks)):
+            start = chunks[i][0]
+            train_cut = cutoffs[(cutoffs + gap <= start)]
+            tr = rows[np.isin(as_of, train_cut)]
+            va = rows[np.isin(as_of, chunks[i])]
+            if len(tr) and len(va):
+                out.append((tr, va))
+        if out:
+            return out
+    y = part[LABEL_COLUMN].to_numpy()
+    if method == "group":
+        splitter = GroupKFold(n_splits=min(folds, part[frame.columns[0]].nunique()))
+        pairs = splitter.split(rows, y, groups=part[frame.columns[0]].to_numpy())
+    elif classify:
+        smallest = int(pd.Series(y).value_counts().min())
+        splitter = StratifiedKFold(
+            n_splits=max(2, min(folds, smallest)), shuffle=True, random_state=seed
+        )
+        pairs = splitter.split(rows, y)
+    else:
+        pairs = KFold(n_splits=folds, shuffle=True, random_state=seed).split(rows)
+    return [(rows[a], rows[b]) for a, b in pairs]

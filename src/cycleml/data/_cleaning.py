@@ -1,0 +1,79 @@
+"""Cleaning suggestions: rules over a source's profile (and a few SQL queries of its view)
+that propose steps for ``cleaning:``.
+
+Each suggestion has a stable id (``<source>.<rule>[.<column>]``), a title, the evidence
+(counts, rates), the action (the exact step `cycleml clean apply` records, or ``None`` for an
+informational note), and a preview of the affected rows or values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import SourceError
+from ._sources import SourceSet
+
+
+@dataclass
+class Suggestion:
+    id: str
+    source: str
+    rule: str
+    title: str
+    evidence: dict[str, Any]
+    action: dict[str, Any] | None = None
+    preview: list[Any] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def where(self) -> str:
+        """``view`` (row/value fix), ``pipeline`` (learned in training) or ``info``."""
+        if self.action is None:
+            return "info"
+        from ..spec._cleaning import VIEW_ACTIONS
+
+        return "view" if self.action["action"] in VIEW_ACTIONS else "pipeline"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "rule": self.rule,
+            "title": self.title,
+            "evidence": self.evidence,
+            "action": self.action,
+            "applies_in": self.where,
+            "preview": self.preview,
+            "note": self.note,
+        }
+
+
+def suggest_cleaning(
+    profile: dict[str, Any], sources: SourceSet, *, rules: list[str] | None = None
+) -> list[Suggestion]:
+    """Suggestions for the source ``profile["source"]`` (a profile as made by
+    :func:`cycleml.data.profile_source`), reading facts the profile lacks from ``sources``.
+    Steps already recorded in the spec are left out. ``rules`` limits the rules run."""
+    import duckdb
+
+    from ._cleaning_rules import RULES, Context
+
+    name = profile["source"]
+    view = sources.view(name)
+    ctx = Context(sources, name, view, profile)
+    recorded = {step.id for step in sources.spec.cleaning}
+    out: list[Suggestion] = []
+    for rule_name, rule in RULES.items():
+        if rules is not None and rule_name not in rules:
+            continue
+        try:
+            found = rule(ctx)
+        except duckdb.Error as exc:
+            raise SourceError(
+                f"source {name!r}: the {rule_name} check cannot read the data: "
+                f"{str(exc).strip().splitlines()[0]}",
+                hint="check the source is complete and readable (`cycleml sources`)",
+            ) from None
+        out.extend(s for s in found if s.id not in recorded)
+    return out

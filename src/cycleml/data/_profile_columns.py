@@ -1,0 +1,464 @@
+"""Per-column statistics of a profile, in batched DuckDB queries (see ``_profile``).
+
+Passes, each one query per batch of at most ``BATCH`` columns (never one query per statistic):
+
+1. aggregates: non-null count, distinct (exact or HyperLogLog), moments, quantiles, min/max,
+   text lengths and the count of values passing each semantic pattern;
+2. the same numeric/datetime aggregates over text columns parsed as numbers or datetimes;
+3. histograms (equal-width bins from pass 1's min/max; day/week/month/year buckets) and top
+   values (exact GROUP BY, or ``approx_top_k`` recounted exactly for very many distinct values);
+4. null masks in file order (Arrow bitmaps) for the longest run of nulls, only of columns that
+   have some nulls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow.compute as pc
+
+from . import _types
+from ._sources import quote, sql_literal
+
+BATCH = 200  # columns per query
+EXACT_ROWS = 1_000_000  # up to this many rows: exact distinct counts and quantiles
+EXACT_VALUES = 20_000_000  # rows x columns held at once by exact quantiles in one query
+TOP = 10
+SMALL_ROWS = 10_000  # up to this many rows, distinct counts come from a list of the values
+TOP_GROUP_LIMIT = 100_000  # above this many distinct values, top values come from approx_top_k
+NEAR_UNIQUE = 0.95  # ... unless distinct/non-null is at least this: then no top values are listed
+HIST_BINS = 20
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+QUANTILE_KEYS = ("p05", "p25", "p50", "p75", "p95")
+
+
+@dataclass
+class Col:
+    """One column while it is being profiled: its facts, then its statistics."""
+
+    name: str
+    dtype: str
+    base: str
+    stats: dict[str, Any] = field(default_factory=dict)
+    facts: _types.ColumnFacts | None = None
+    semantic: str = "other"
+    parsed: str | None = None  # SQL of the value parsed as a number or timestamp (text columns)
+
+    @property
+    def q(self) -> str:
+        return quote(self.name)
+
+    @property
+    def value_kind(self) -> str | None:
+        """``number`` or ``datetime`` when numeric/time statistics apply."""
+        if self.semantic == "boolean":
+            return None
+        if self.base in ("integer", "float") or (
+            self.base == "string" and self.parsed and self.semantic == "number"
+        ):
+            return "number"
+        if self.base == "datetime" or (self.base == "string" and self.semantic == "datetime"):
+            return "datetime"
+        return None
+
+    def value_sql(self) -> str:
+        """The column as a DOUBLE (numbers, finite only) or TIMESTAMP (datetimes)."""
+        if self.parsed:
+            return self.parsed
+        if self.base in ("integer", "float"):
+            return f"CASE WHEN isfinite({self.q}::DOUBLE) THEN {self.q}::DOUBLE END"
+        return self.q
+
+
+def batches(items: Sequence[Col], size: int) -> Iterator[Sequence[Col]]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i : i + max(1, size)]
+
+
+def _one_row(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
+    return con.sql(sql).fetchall()[0]
+
+
+# -- pass 1: aggregates -----------------------------------------------------------------------
+
+
+def aggregate(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col], rows: int) -> None:
+    """Fill ``stats`` with counts, distinct, moments, quantiles and pattern matches."""
+    exact = rows <= EXACT_ROWS
+    numeric = sum(c.base in ("integer", "float") for c in cols)
+    size = BATCH if not exact or not numeric else max(1, min(BATCH, EXACT_VALUES // max(rows, 1)))
+    for batch in batches(cols, size):
+        exprs: list[str] = []
+        slots: list[tuple[Col, list[str]]] = []
+        for col in batch:
+            names, parts = _aggregates(col, exact, rows <= SMALL_ROWS)
+            exprs.extend(parts)
+            slots.append((col, names))
+        values = _one_row(con, f"SELECT {', '.join(exprs)} FROM {view}")
+        i = 0
+        for col, names in slots:
+            for key in names:
+                col.stats[key] = values[i]
+                i += 1
+
+
+def _aggregates(col: Col, exact: bool, small: bool) -> tuple[list[str], list[str]]:
+    q = col.q
+    out: dict[str, str] = {
+        "non_null": f"count({q})",
+        "distinct_approx": f"approx_count_distinct({q})",
+    }
+    if small:  # count(DISTINCT) sets up a hash table per column: slow on wide, short tables
+        out["distinct"] = f"len(list_distinct(list({q})))"
+    elif exact:
+        out["distinct"] = f"count(DISTINCT {q})"
+    if col.base in ("integer", "float"):
+        out["zero_one"] = f"count(*) FILTER (WHERE {q} IN (0, 1))"
+        out["not_finite"] = f"count(*) FILTER (WHERE NOT isfinite({q}::DOUBLE))"
+        out.update(_value_aggregates(col, exact, "number"))
+    elif col.base == "datetime":
+        out.update(_value_aggregates(col, exact, "datetime"))
+    elif col.base == "boolean":
+        out["trues"] = f"count(*) FILTER (WHERE {q})"
+    elif col.base == "string":
+        out["len_min"] = f"min(length({q}))"
+        out["len_mean"] = f"avg(length({q}))"
+        out["len_max"] = f"max(length({q}))"
+    return list(out), list(out.values())
+
+
+def _value_aggregates(col: Col, exact: bool, kind: str) -> dict[str, str]:
+    x = col.value_sql()
+    out = {"min": f"min({x})", "max": f"max({x})"}
+    if kind == "number":
+        qs = "[" + ", ".join(str(p) for p in QUANTILES) + "]"
+        quantile = f"quantile_cont({x}, {qs})" if exact else f"approx_quantile({x}, {qs})"
+        out.update(
+            {
+                "mean": f"avg({x})",
+                "std": f"stddev_samp({x})",
+                "skew": f"skewness({x})",
+                "quantiles": quantile,
+            }
+        )
+    elif kind == "datetime":
+        quantile = "quantile_disc" if exact else "approx_quantile"
+        out["median"] = f"{quantile}({x}, 0.5)"
+    return out
+
+
+def parsed_aggregates(
+    con: duckdb.DuckDBPyConnection, view: str, cols: list[Col], rows: int
+) -> None:
+    """Pass 2: numeric/datetime statistics of text columns parsed as numbers or datetimes."""
+    exact = rows <= EXACT_ROWS
+    size = BATCH if not exact else max(1, min(BATCH, EXACT_VALUES // max(rows, 1)))
+    for batch in batches(cols, size):
+        exprs, slots = [], []
+        for col in batch:
+            parts = _value_aggregates(col, exact, col.value_kind or "")
+            exprs.extend(parts.values())
+            slots.append((col, list(parts)))
+        values = _one_row(con, f"SELECT {', '.join(exprs)} FROM {view}")
+        i = 0
+        for col, names in slots:
+            for key in names:
+                col.stats[key] = values[i]
+                i += 1
+
+
+def parse_sql(col: Col) -> str | None:
+    if col.semantic == "number":
+        return f"TRY_CAST({col.q} AS DOUBLE)"
+    if col.semantic == "datetime":
+        formats = ", ".join(sql_literal(f) for f in _types.DATE_FORMATS)
+        return (
+            f"(CASE WHEN regexp_matches({col.q}, '^\\s*[0-9]{{4}}-[0-9]{{1,2}}') "
+            f"THEN TRY_CAST({col.q} AS TIMESTAMP) "
+            f"WHEN regexp_matches({col.q}, {sql_literal(_types.DATE_PREFIX_RE)}) "
+            f"THEN try_strptime({col.q}, [{formats}]) END)"
+        )
+    return None
+
+
+# -- pass 1b: text patterns ------------------------------------------------------------------
+
+PATTERN_SAMPLE = 100_000  # rows of a text column with very many distinct values checked
+
+
+def text_patterns(
+    con: duckdb.DuckDBPyConnection, view: str, cols: list[Col], sampled: list[dict]
+) -> None:
+    """How many values of each text column pass each semantic pattern, plus its exact distinct
+    count and top values. The values are grouped first, so each distinct value is checked once
+    and weighted by its count: exact over the whole column. A column with more than
+    ``TOP_GROUP_LIMIT`` distinct values is checked on a reservoir sample of ``PATTERN_SAMPLE``
+    values (counts scaled to the column); the invalid count of its final type is then counted
+    over the whole column (:func:`exact_invalid`)."""
+    for batch in batches([c for c in cols if c.base == "string"], BATCH):
+        exprs = []
+        for col in batch:
+            non_null = int(col.stats["non_null"])
+            many = int(col.stats.get("distinct") or col.stats["distinct_approx"]) > TOP_GROUP_LIMIT
+            col.stats["patterns_sampled"] = many and non_null > PATTERN_SAMPLE
+            fields = ["'with_space': sum(n) FILTER (WHERE regexp_matches(v, '\\s'))"]
+            fields += [f"'{d.name}': sum(n) FILTER (WHERE {d.valid('v')})" for d in _types.PATTERNS]
+            if many:
+                rows_sql = (
+                    f"SELECT v, 1 AS n FROM (SELECT {col.q} AS v FROM {view} "
+                    f"WHERE {col.q} IS NOT NULL) USING SAMPLE reservoir({PATTERN_SAMPLE} ROWS) "
+                    "REPEATABLE (0)"
+                )
+            else:
+                rows_sql = (
+                    f"SELECT {col.q} AS v, count(*) AS n FROM {view} WHERE {col.q} IS NOT NULL "
+                    "GROUP BY 1"
+                )
+                fields.append("'groups': count(*)")
+                fields.append(
+                    f"'top': list({{'value': v, 'count': n}} ORDER BY n DESC, v)[1:{TOP}]"
+                )
+            exprs.append(f"(WITH g AS ({rows_sql}) SELECT {{{', '.join(fields)}}} FROM g)")
+        values = _one_row(con, f"SELECT {', '.join(exprs)}")
+        for col, value in zip(batch, values, strict=True):
+            value = value or {}
+            non_null = int(col.stats["non_null"])
+            scale = 1.0
+            if col.stats["patterns_sampled"]:
+                checked = min(PATTERN_SAMPLE, non_null)
+                scale = non_null / checked if checked else 1.0
+                sampled.append(
+                    {
+                        "statistic": f"semantic patterns of column {col.name!r}",
+                        "rows": checked,
+                        "of": non_null,
+                        "method": "reservoir sample (seed 0); the final type's invalid "
+                        "count is exact",
+                    }
+                )
+            for d in _types.PATTERNS:
+                col.stats[f"match_{d.name}"] = round(int(value.get(d.name) or 0) * scale)
+            col.stats["with_space"] = round(int(value.get("with_space") or 0) * scale)
+            if "groups" in value:
+                col.stats["distinct"] = int(value["groups"])
+                col.stats["top"] = [
+                    {"value": plain(t["value"]), "count": int(t["count"])}
+                    for t in value.get("top") or []
+                ]
+                col.stats["top_exact"] = True
+
+
+def exact_invalid(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) -> None:
+    """Whole-column counts of the pattern a sampled text column was typed by (or partly fits)."""
+    exprs, slots = [], []
+    for col in cols:
+        for name in col.stats.pop("recount", []):
+            exprs.append(f"count(*) FILTER (WHERE {_types.BY_NAME[name].valid(col.q)})")
+            slots.append((col, name))
+    for i in range(0, len(exprs), BATCH):
+        values = _one_row(con, f"SELECT {', '.join(exprs[i : i + BATCH])} FROM {view}")
+        for (col, name), value in zip(slots[i : i + BATCH], values, strict=True):
+            col.stats[f"match_{name}"] = int(value)
+
+
+# -- pass 3: histograms and top values --------------------------------------------------------
+
+
+def time_unit(low: Any, high: Any) -> str:
+    """day up to 90 days, week up to 2 years, month up to 30 years, then year."""
+    days = (_as_datetime(high) - _as_datetime(low)).total_seconds() / 86400
+    if days <= 90:
+        return "day"
+    if days <= 730:
+        return "week"
+    return "month" if days <= 365 * 30 else "year"
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime(value.year, value.month, value.day)
+
+
+def distributions(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) -> list[Col]:
+    """Histograms and top values; returns the columns whose top values are approximate. Per
+    batch: one aggregate pass (histograms, ``approx_top_k``) and one query of GROUP BYs (top
+    values and exact distinct counts of columns with at most TOP_GROUP_LIMIT distinct values)."""
+    approx: list[Col] = []
+    for batch in batches(cols, BATCH):
+        aggs: list[tuple[Col, str, str]] = []
+        groups: list[tuple[Col, str]] = []
+        for col in batch:
+            if int(col.stats["non_null"]) == 0:
+                col.stats["top"], col.stats["top_exact"] = [], True
+                continue
+            hist = _histogram_sql(col)
+            if hist:
+                aggs.append((col, "hist", hist))
+            if "top" in col.stats:  # text: found with its patterns
+                continue
+            distinct = int(col.stats.get("distinct") or col.stats["distinct_approx"])
+            if distinct > TOP_GROUP_LIMIT and distinct >= NEAR_UNIQUE * int(col.stats["non_null"]):
+                # Nearly every value occurs once: no top list worth a sketch over the column.
+                col.stats["top"], col.stats["top_exact"] = [], False
+                col.stats["top_note"] = "near-unique: almost every value occurs once"
+            elif distinct > TOP_GROUP_LIMIT:
+                aggs.append((col, "approx_top", f"approx_top_k({col.q}, {TOP})"))
+                approx.append(col)
+            else:
+                groups.append(
+                    (
+                        col,
+                        f"(SELECT {{'top': list({{'value': v, 'count': n}} ORDER BY n DESC, v)"
+                        f"[1:{TOP}], 'groups': count(*)}} FROM (SELECT {col.q} AS v, "
+                        f"count(*) AS n FROM {view} WHERE {col.q} IS NOT NULL GROUP BY 1))",
+                    )
+                )
+        if aggs:
+            values = _one_row(con, f"SELECT {', '.join(e for _, _, e in aggs)} FROM {view}")
+            for (col, kind, _), value in zip(aggs, values, strict=True):
+                if kind == "hist":
+                    col.stats["histogram"] = _histogram_value(col, value)
+                else:
+                    col.stats["top_candidates"] = list(value or [])
+                    col.stats["top_exact"] = False
+        if groups:
+            values = _one_row(con, f"SELECT {', '.join(e for _, e in groups)}")
+            for (col, _), value in zip(groups, values, strict=True):
+                col.stats["top"] = [
+                    {"value": plain(t["value"]), "count": int(t["count"])}
+                    for t in (value or {}).get("top") or []
+                ]
+                col.stats["top_exact"] = True
+                if value and not col.stats["distinct_exact"]:  # the groups are the distinct values
+                    col.stats["distinct"], col.stats["distinct_exact"] = int(value["groups"]), True
+    if approx:
+        _recount(con, view, approx)
+    return approx
+
+
+def _histogram_sql(col: Col) -> str | None:
+    kind = col.value_kind
+    low, high = col.stats.get("min"), col.stats.get("max")
+    if kind is None or low is None or high is None:
+        return None
+    x = col.value_sql()
+    if kind == "number":
+        low, high = float(low), float(high)
+        if high == low:
+            return f"histogram(0) FILTER (WHERE {x} IS NOT NULL)"
+        width = (high - low) / HIST_BINS
+        bucket = f"least(floor(({x} - {low!r}) / {width!r}), {HIST_BINS - 1})::INTEGER"
+        return f"histogram({bucket}) FILTER (WHERE {x} IS NOT NULL)"
+    unit = time_unit(low, high)
+    col.stats["histogram_unit"] = unit
+    return f"histogram(date_trunc('{unit}', {x})) FILTER (WHERE {x} IS NOT NULL)"
+
+
+def _histogram_value(col: Col, value: Any) -> dict[str, Any]:
+    counts = dict(value or {})
+    if col.value_kind == "number":
+        low, high = float(col.stats["min"]), float(col.stats["max"])
+        if high == low:
+            return {"unit": "bin", "edges": [low, high], "counts": [int(sum(counts.values()))]}
+        width = (high - low) / HIST_BINS
+        edges = [low + i * width for i in range(HIST_BINS)] + [high]
+        return {
+            "unit": "bin",
+            "edges": [num(e) for e in edges],
+            "counts": [int(counts.get(i, 0)) for i in range(HIST_BINS)],
+        }
+    starts = sorted(counts)
+    return {
+        "unit": col.stats["histogram_unit"],
+        "starts": [plain(s) for s in starts],
+        "counts": [int(counts[s]) for s in starts],
+    }
+
+
+def _recount(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) -> None:
+    """Exact counts of the approx_top_k candidates (one query for all such columns)."""
+    exprs, slots = [], []
+    for col in cols:
+        for candidate in col.stats.pop("top_candidates", []):
+            exprs.append(f"count(*) FILTER (WHERE {col.q} = ?)")
+            slots.append((col, candidate))
+    found: dict[str, list[dict]] = {c.name: [] for c in cols}
+    if exprs:
+        params = [candidate for _, candidate in slots]
+        counts = con.execute(f"SELECT {', '.join(exprs)} FROM {view}", params).fetchall()[0]
+        for (col, candidate), n in zip(slots, counts, strict=True):
+            found[col.name].append({"value": plain(candidate), "count": int(n)})
+    for col in cols:
+        col.stats["top"] = sorted(found[col.name], key=lambda t: (-t["count"], str(t["value"])))
+
+
+# -- pass 4: longest runs of nulls in file order ----------------------------------------------
+
+
+def null_runs(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col], rows: int) -> None:
+    """The longest run of consecutive nulls of each column, in the order rows are read (DuckDB
+    keeps the file order: ``preserve_insertion_order`` is on)."""
+    todo = []
+    for col in cols:
+        nulls = rows - int(col.stats["non_null"])
+        col.stats["longest_null_run"] = nulls if nulls in (0, rows) else None
+        if col.stats["longest_null_run"] is None:
+            todo.append(col)
+    for batch in batches(todo, BATCH):
+        exprs = ", ".join(f"{c.q} IS NULL" for c in batch)
+        table = con.sql(f"SELECT {exprs} FROM {view}").to_arrow_table()
+        for col, array in zip(batch, table.columns, strict=True):
+            mask = pc.fill_null(array, False).to_numpy(zero_copy_only=False)
+            col.stats["longest_null_run"] = longest_true_run(mask)
+
+
+def longest_true_run(mask: np.ndarray) -> int:
+    if mask.size == 0 or not mask.any():
+        return 0
+    padded = np.concatenate(([0], mask.astype(np.int8), [0]))
+    edges = np.diff(padded)
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return int((ends - starts).max())
+
+
+# -- values as JSON ---------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """A JSON-able value: numbers stay numbers (finite), times become ISO text."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float | Decimal | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def num(value: Any, digits: int = 12) -> float | None:
+    """A finite float rounded to ``digits`` significant digits, else None."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return float(f"{number:.{digits}g}") if math.isfinite(number) else None
