@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ._common import (
     JsonOpt,
@@ -55,4 +56,4 @@ def dataset_build(
         },
     )
     for note in version.notes:
-        out.print(f"note: {note}")
+        out.print(f"note: {escape(note)}")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._common import (
@@ -73,7 +74,7 @@ def profile(
             )
         out.print(table)
         for note in result["notes"] + [f"sampled: {s['statistic']}" for s in result["sampled"]]:
-            out.print(f"  {note}")
+            out.print(f"  {escape(note)}")
         suggestions = result.get("cleaning_suggestions")
         if suggestions:
             out.print(f"  {len(suggestions)} cleaning suggestions (`cycleml clean` lists them)")

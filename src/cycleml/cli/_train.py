@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ._common import (
@@ -114,7 +115,7 @@ def _print_outcome(data: dict) -> None:
     if data["threshold"] is not None:
         out.print(f"threshold {data['threshold']:.3f}: {data['threshold_note']}")
     for note in data["notes"]:
-        out.print(f"note: {note}")
+        out.print(f"note: {escape(note)}")
     for s in data["suggestions"]:
         out.print(f"suggestion ({s['id']}): {s['title']} — {s['action']}", markup=False)
     out.print(f"report: {data['report']}")

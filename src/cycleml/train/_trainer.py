@@ -91,8 +91,9 @@ def train_candidates(
     task = problem.task
     if task not in ("binary", "regression"):
         raise ModelError(
-            f"task {task!r} is not trainable yet in this version",
-            hint="use task: binary or regression",
+            f"task {task!r} does not train yet in this version (binary and regression do)",
+            hint="its dataset builds with `cycleml dataset build`; ranking and forecast models "
+            "come in a later version",
         )
     classify = task == "binary"
     y_all = frame[LABEL_COLUMN]
