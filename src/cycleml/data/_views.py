@@ -30,13 +30,11 @@ from ..spec._cleaning import (
     RenameColumns,
 )
 from ._sources import quote, sql_literal
+from ._types import EMAIL_RE, PHONE_RE, ZIP_RE
 
 # What "valid" means for text columns (shared with the rules that suggest fixing them).
-PATTERNS = {
-    "email": r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$",
-    "phone": r"^\+?[0-9][0-9 ()./\-]{5,18}[0-9]$",
-    "zip": r"^[0-9]{5}(-[0-9]{4})?$|^[A-Za-z][0-9][A-Za-z] ?[0-9][A-Za-z][0-9]$|^[0-9]{4}$",
-}
+# One definition of a valid email, phone number and zip code: the profile's type detectors.
+PATTERNS = {"email": EMAIL_RE, "phone": PHONE_RE, "zip": ZIP_RE}
 _NUMERIC_PREFIXES = (
     "TINYINT",
     "SMALLINT",
