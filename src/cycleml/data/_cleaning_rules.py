@@ -688,6 +688,9 @@ def outliers(ctx: Context) -> list[Suggestion]:
     return out + _isolation_forest(ctx, out)
 
 
+IFOREST_ESTIMATE_ROWS = 200_000  # above this many rows the flagged count is estimated
+
+
 def _isolation_forest(ctx: Context, zscore: list[Suggestion]) -> list[Suggestion]:
     """The multivariate alternative to the z-score rule: an IsolationForest over every
     measurement column, with the contamination set to the share of z-score outlier rows."""
@@ -708,17 +711,31 @@ def _isolation_forest(ctx: Context, zscore: list[Suggestion]) -> list[Suggestion
     step = ctx.step("remove_outliers_iforest", None, "remove_outliers_iforest", **fields)
     model = IsolationForestOutliers.model_validate(step)
     base = f"SELECT * FROM {ctx.view}"
+    evidence: dict[str, Any] = {}
+    if ctx.rows > IFOREST_ESTIMATE_ROWS:
+        # Scoring every row of a large source costs minutes: estimate the flagged count on a
+        # fixed-size sample (the recorded step, once applied, still scores every row).
+        sample = f"_iforest_sample_{abs(hash(ctx.name)) % 10**8}"
+        ctx.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {sample} AS SELECT * FROM {ctx.view} "
+            f"USING SAMPLE reservoir({IFOREST_ESTIMATE_ROWS} ROWS) REPEATABLE (0)"
+        )
+        base = f"SELECT * FROM {sample}"
+        evidence["estimated_from_sample_rows"] = IFOREST_ESTIMATE_ROWS
+    scored = int(ctx.one(f"SELECT count(*) FROM ({base})")[0])
     kept_sql = forest_sql(ctx.con, model, base, f"({base}) AS _s")
     kept = int(ctx.one(f"SELECT count(*) FROM ({kept_sql})")[0])
+    flagged = round((scored - kept) * ctx.rows / scored) if scored else 0
     frame = ctx.con.sql(f"({base}) EXCEPT ALL ({kept_sql}) LIMIT {PREVIEW}").df()
+    about = "about " if evidence else ""
     return [
         Suggestion(
             step["id"],
             ctx.name,
             "remove_outliers",
-            f"or remove the {ctx.rows - kept} row(s) an isolation forest over "
+            f"or remove the {about}{flagged} row(s) an isolation forest over "
             f"{len(cols)} numeric columns flags as outliers",
-            {"flagged": ctx.rows - kept, "rows": ctx.rows, **fields},
+            {"flagged": flagged, "rows": ctx.rows, **evidence, **fields},
             step,
             [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")],
             note="an alternative to the per-column z-score suggestions",

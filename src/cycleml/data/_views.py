@@ -193,7 +193,7 @@ def _fix_invalid(col: str, dtype: str, kind: str) -> str:
     return f"CASE WHEN year({parsed}) BETWEEN 1900 AND 2200 THEN {parsed} END"
 
 
-IFOREST_FIT_ROWS = 100_000  # the forest is fitted on at most this many rows (an even spread)
+IFOREST_FIT_ROWS = 100_000  # the forest is fitted on at most this many rows (a hashed sample)
 
 
 def _isolation_forest(con: duckdb.DuckDBPyConnection, step, sql: str, inner: str) -> str:
@@ -205,13 +205,27 @@ def _isolation_forest(con: duckdb.DuckDBPyConnection, step, sql: str, inner: str
     from sklearn.ensemble import IsolationForest
 
     values = ", ".join(f"TRY_CAST({quote(c)} AS DOUBLE)" for c in step.columns)
-    rows = con.execute(f"SELECT {values} FROM ({sql}) AS _f ORDER BY ALL").fetchall()
+    # The medians over every row, computed in SQL; the forest is fitted on at most
+    # IFOREST_FIT_ROWS rows picked by a hash of their values (the same rows for the same data,
+    # whatever the file order or thread count), so large sources never come into Python whole.
+    median_sql = ", ".join(
+        f"median(CASE WHEN isfinite(TRY_CAST({quote(c)} AS DOUBLE)) "
+        f"THEN TRY_CAST({quote(c)} AS DOUBLE) END)"
+        for c in step.columns
+    )
+    medians = np.array(
+        [
+            0.0 if m is None else float(m)
+            for m in con.sql(f"SELECT {median_sql} FROM ({sql}) AS _m").fetchall()[0]
+        ]
+    )
+    rows = con.sql(
+        f"SELECT {values} FROM ({sql}) AS _f "
+        f"ORDER BY hash({values}), {values} LIMIT {IFOREST_FIT_ROWS}"
+    ).fetchall()
     data = np.asarray(rows, dtype=float).reshape(len(rows), len(step.columns))
     data[~np.isfinite(data)] = np.nan
-    medians = np.nan_to_num(np.nanmedian(data, axis=0)) if len(data) else np.zeros(data.shape[1])
     fill = np.where(np.isnan(data), medians, data)
-    if len(fill) > IFOREST_FIT_ROWS:
-        fill = fill[np.linspace(0, len(fill) - 1, IFOREST_FIT_ROWS).astype(int)]
     if len(fill) < 2:
         return f"SELECT * FROM {inner}"
     forest = IsolationForest(
