@@ -688,7 +688,7 @@ def outliers(ctx: Context) -> list[Suggestion]:
     return out + _isolation_forest(ctx, out)
 
 
-IFOREST_ESTIMATE_ROWS = 200_000  # above this many rows the flagged count is estimated
+IFOREST_ESTIMATE_ROWS = 50_000  # above this many rows the flagged count is estimated
 
 
 def _isolation_forest(ctx: Context, zscore: list[Suggestion]) -> list[Suggestion]:
