@@ -331,3 +331,34 @@ def test_isolation_forest_option_is_recorded_with_its_parameters(make_project) -
             sources.view("t")
             counts.append(sources.con.sql("SELECT count(*), max(amount) FROM t").fetchall()[0])
     assert counts[0] == counts[1] == (N - option.evidence["flagged"], frame["amount"][1:].max())
+
+
+def test_text_rules_give_the_same_suggestions_with_the_sample_prefilter(
+    make_project, monkeypatch
+) -> None:
+    """On a large source the text rules first look at a sample; the columns they fire on, and
+    their exact counts, must be the same as without it."""
+    import cycleml.data._cleaning_rules as rules
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    frame = pd.DataFrame(
+        {
+            "user_id": np.arange(n),
+            "when": [
+                f"{m:02d}/{d:02d}/2024"
+                for m, d in zip(rng.integers(1, 13, n), rng.integers(1, 29, n), strict=True)
+            ],
+            "price": [f"${v:,.2f}" for v in rng.uniform(1, 5000, n)],
+            "word": rng.choice(["alpha", "beta", "gamma"], n),
+        }
+    )
+    root = make_project(frame)
+    wanted = ["parse_datetime", "currency_to_number"]
+    full = suggestions(root, wanted)
+    monkeypatch.setattr(rules, "PREFILTER_ROWS", 100)
+    monkeypatch.setattr(rules, "PREFILTER_SAMPLE", 500)
+    sampled = suggestions(root, wanted)
+    assert {"t.parse_datetime.when", "t.currency_to_number.price"} <= set(full)
+    assert set(sampled) == set(full)
+    assert all(sampled[k].evidence == full[k].evidence for k in full)

@@ -30,6 +30,8 @@ HIGH_CARDINALITY = 255
 LOG_SKEW = 2.0  # log-transform non-negative numbers skewed more than this
 IMBALANCE = 0.2  # minority class share below this is imbalanced
 PREVIEW = 5
+PREFILTER_ROWS = 200_000  # above this many rows, text rules first look at a sample
+PREFILTER_SAMPLE = 20_000
 DATE_FORMATS = ("%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y %H:%M", "%Y%m%d")
 SNAKE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -65,17 +67,34 @@ class Context:
         frame = self.con.sql(f"SELECT * FROM {self.view} WHERE {where} LIMIT {limit}").df()
         return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
-    def aggregate(self, exprs: dict[str, list[str]], chunk: int = 1500) -> dict[str, tuple]:
-        """Per column, the values of its aggregate expressions over the view: one query per
-        ``chunk`` expressions, not one per column (wide sources have thousands)."""
+    def aggregate(
+        self, exprs: dict[str, list[str]], chunk: int = 1500, *, relation: str | None = None
+    ) -> dict[str, tuple]:
+        """Per column, the values of its aggregate expressions over the view (or ``relation``):
+        one query per ``chunk`` expressions, not one per column (wide sources have thousands)."""
         flat = [(col, i, e) for col, items in exprs.items() for i, e in enumerate(items)]
         values: dict[str, list] = {col: [None] * len(items) for col, items in exprs.items()}
         for start in range(0, len(flat), chunk):
             part = flat[start : start + chunk]
-            row = self.one(f"SELECT {', '.join(e for _, _, e in part)} FROM {self.view}")
+            row = self.one(
+                f"SELECT {', '.join(e for _, _, e in part)} FROM {relation or self.view}"
+            )
             for (col, i, _), value in zip(part, row, strict=True):
                 values[col][i] = value
         return {col: tuple(v) for col, v in values.items()}
+
+    def candidates(self, columns: list[str], exprs, keep) -> list[str]:
+        """The columns worth an exact count over every row: on a large source, ``keep`` (a
+        test of a column's ``exprs`` values) is first asked on a fixed-size sample, so a text
+        rule scans the whole source only for the columns it may fire on."""
+        if self.rows <= PREFILTER_ROWS or not columns:
+            return list(columns)
+        sample = (
+            f"(SELECT * FROM {self.view} USING SAMPLE reservoir({PREFILTER_SAMPLE} ROWS) "
+            "REPEATABLE (0)) AS _prefilter"
+        )
+        counted = self.aggregate({c: exprs(c) for c in columns}, relation=sample)
+        return [c for c in columns if keep(counted[c])]
 
     def nulls(self, column: str) -> int:
         fact = self.facts.get(column)
@@ -387,8 +406,9 @@ def reformat_currency(ctx: Context) -> list[Suggestion]:
             f"count(*) FILTER (WHERE regexp_matches({c}, '[$€£¥,]|USD|EUR|GBP|JPY|CHF'))",
         ]
 
-    counted = ctx.aggregate({col: exprs(col) for col in ctx.texts})
-    for col in ctx.texts:
+    texts = ctx.candidates(ctx.texts, exprs, lambda row: bool(row[0]) and row[1] / row[0] >= 0.4)
+    counted = ctx.aggregate({col: exprs(col) for col in texts})
+    for col in texts:
         non_null, fits, marked = map(int, counted[col])
         if non_null == 0 or fits / non_null < 0.8 or marked == 0:
             continue
@@ -413,14 +433,16 @@ def reformat_currency(ctx: Context) -> list[Suggestion]:
 def reformat_datetime(ctx: Context) -> list[Suggestion]:
     out = []
     formats: list[str | None] = [None, *DATE_FORMATS]
-    counted = ctx.aggregate(
-        {
-            col: [f"count({quote(col)})"]
-            + [f"count({datetime_sql(quote(col), f)})" for f in formats]
-            for col in ctx.texts
-        }
-    )
-    for col in ctx.texts:
+
+    def exprs(col: str) -> list[str]:
+        return [f"count({quote(col)})"] + [f"count({datetime_sql(quote(col), f)})" for f in formats]
+
+    def may_parse(row: tuple) -> bool:
+        return bool(row[0]) and max(row[1:]) / row[0] >= PARSE_RATE / 2
+
+    texts = ctx.candidates(ctx.texts, exprs, may_parse)
+    counted = ctx.aggregate({col: exprs(col) for col in texts})
+    for col in texts:
         c = quote(col)
         row = counted[col]
         non_null = int(row[0])
