@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,8 +77,10 @@ def make_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
+            # busy_timeout first: switching to WAL needs a lock, and without the timeout a
+            # connection opened while another holds it fails at once with "database is locked".
             cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -154,11 +157,7 @@ class Store:
             return self
         self._make_folder()
         try:
-            head = self._head_revision()
-            with self.engine.connect() as conn:
-                current = self._current_revision(conn)
-            if current != head:
-                self._migrate(head)
+            self._open_with_retry()
         except OperationalError as exc:
             raise StoreError(
                 f"cannot reach the store at {self.display_url}: {_first_line(exc)}",
@@ -185,6 +184,24 @@ class Store:
             ) from None
         self._migrated = True
         return self
+
+    def _open_with_retry(self) -> None:
+        """Check the revision and migrate if needed. SQLite can answer "database is locked" at
+        once (not after busy_timeout) when several connections open a fresh file together, for
+        example while one switches it to WAL: retry that a bounded number of times."""
+        head = self._head_revision()
+        for attempt in range(40):
+            try:
+                with self.engine.connect() as conn:
+                    current = self._current_revision(conn)
+                if current != head:
+                    self._migrate(head)
+                return
+            except OperationalError as exc:
+                locked = self.dialect == "sqlite" and "locked" in str(exc).lower()
+                if not locked or attempt == 39:
+                    raise
+                time.sleep(min(0.02 * (attempt + 1), 0.5))
 
     def _migrate(self, head: str | None) -> None:
         with _MIGRATION_LOCK, self.engine.begin() as conn:
