@@ -114,6 +114,8 @@ prediction_log = Table(
     Column("label", Integer),
     Column("latency_ms", Float),
     Column("created_at", DateTime, nullable=False),
+    # The record's `id` (or its position) for record predictions, so feedback can name it.
+    Column("item_id", String(200)),
 )
 
 profiles = Table(
@@ -147,4 +149,57 @@ monitor_runs = Table(
     Column("drifted", Integer, nullable=False),
     Column("result", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False),
+)
+
+# -- deploy (0002) ---------------------------------------------------------------------------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Optional client id: a repeated event_id is accepted once (idempotent POST /v1/events).
+    Column("event_id", String(200), unique=True),
+    Column("source", String(200), nullable=False),
+    Column("entity", String(200), nullable=False),
+    Column("time", DateTime, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Index("ix_events_source_time", "source", "time"),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feedback_id", String(200), unique=True),
+    Column("problem", String(200), nullable=False, index=True),
+    Column("request_id", String(64)),
+    Column("item_id", String(200)),
+    Column("entity", String(200)),
+    Column("label", Float, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+online_features = Table(
+    "online_features",
+    metadata,
+    Column("problem", String(200), primary_key=True),
+    Column("entity", String(200), primary_key=True),
+    Column("features", JSON, nullable=False),
+    Column("as_of", DateTime, nullable=False),
+    Column("materialized_at", DateTime, nullable=False),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(200), nullable=False),
+    Column("due_at", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # running, done, failed
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("message", Text),
+    # The scheduler's lock: whoever inserts (job, due_at) first runs it; others skip.
+    UniqueConstraint("job", "due_at", name="uq_job_runs_job_due_at"),
 )
