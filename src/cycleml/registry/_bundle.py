@@ -35,6 +35,12 @@ class ModelBundle:
             return self.pipeline.predict_proba(x)[:, 1]
         return np.asarray(self.pipeline.predict(x), dtype=float)
 
+    def outputs(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(scores, labels)`` for rows of the model's features, whatever the task: what batch
+        and online scoring call. Labels are None when the task has none (regression)."""
+        scores = self.score(frame)
+        return scores, self.labels(scores)
+
     def labels(self, scores: np.ndarray) -> np.ndarray | None:
         if self.task != "binary" or self.threshold is None:
             return None
