@@ -14,7 +14,8 @@ cycleml and DuckDB are timed on the same subsample too).
 
 Usage: ``bash benchmarks/run.sh features`` (or run this file with a Python that has cycleml,
 featuretools and psutil). Environment: ``BENCH_USERS`` (default 100000), ``BENCH_SIZES``
-(default ``1M,5M``), ``FT_SAMPLE`` (default 2000), ``BENCH_SKIP_FT=1`` to leave Featuretools out.
+(default ``1M,5M``), ``FT_SAMPLE`` (default 2000), ``BENCH_SKIP_FT=1`` to leave Featuretools out,
+``BENCH_LISTS=1`` to hand cycleml's ``compute()`` Python lists instead of the Arrow columns.
 """
 
 from __future__ import annotations
@@ -189,12 +190,13 @@ def run_cycleml(folder: Path, cutoffs: Path) -> tuple[object, float, dict]:
     from cycleml import Project
 
     spine = pq.read_table(cutoffs)
-    entities = spine.column("user_id").to_pylist()
-    times = spine.column("as_of").to_pylist()
+    entities, times = spine.column("user_id"), spine.column("as_of")
+    if os.environ.get("BENCH_LISTS") == "1":  # the Python-list form of compute()
+        entities, times = entities.to_pylist(), times.to_pylist()
     fs = Project(folder).features("bench")
     _ = fs.columns  # compile (reads the source schema) outside the timer
     started = time.perf_counter()
-    frame = fs.compute(entities, times)
+    frame = fs.compute(entities, times)  # Arrow columns: no Python lists
     seconds = time.perf_counter() - started
     threads = fs.sources.con.sql("SELECT current_setting('threads')").fetchall()[0][0]
     frame = frame.rename(columns=CYCLEML_NAMES)[["user_id", "as_of", *FEATURES]]

@@ -1,14 +1,11 @@
 """Conversion (event_within, binary) and value (sum_within, regression) problems train end to end
-on a copy of the demo; ranking and forecast datasets build, and training them says it comes in a
-later version."""
+on a copy of the demo; ranking and forecast datasets build and train."""
 
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from cycleml import Project
-from cycleml.errors import ModelError
 from cycleml.features import load_dataset
 
 EXTRA_PROBLEMS = """\
@@ -68,7 +65,7 @@ def test_conversion_and_value_problems_train_end_to_end(demo_project):
     project.close()
 
 
-def test_ranking_dataset_builds_and_training_says_later_version(demo_project):
+def test_ranking_dataset_builds_and_trains(demo_project):
     project = demo_with_problems(demo_project)
     dataset = project.build_dataset("rank")
     frame = load_dataset(dataset, project.artifacts)
@@ -82,9 +79,8 @@ def test_ranking_dataset_builds_and_training_says_later_version(demo_project):
             "IS NOT NULL"
         ).fetchall()[0][0]
     assert len(frame) == expected
-    with pytest.raises(ModelError) as info:
-        project.train("rank")
-    assert "ranking" in info.value.message
+    outcome = project.train("rank", budget=5)
+    assert outcome.result.task == "ranking"
     project.close()
 
 
@@ -105,7 +101,7 @@ features:
 """
 
 
-def test_forecast_dataset_builds_and_training_says_later_version(write_project):
+def test_forecast_dataset_builds_and_trains(write_project):
     lines = ["product_id,ts,qty"] + [
         f"p{i % 3},2024-03-{1 + i // 3:02d} 12:00:00,{i % 5}" for i in range(30)
     ]
@@ -114,7 +110,6 @@ def test_forecast_dataset_builds_and_training_says_later_version(write_project):
     assert [f["name"] for f in dataset.features][-1] == "horizon"
     frame = load_dataset(dataset, project.artifacts)
     assert sorted(frame["horizon"].unique()) == [1, 2, 3]
-    with pytest.raises(ModelError) as info:
-        project.train("demand")
-    assert "forecast" in info.value.message
+    outcome = project.train("demand", budget=5)
+    assert outcome.result.task == "forecast"
     project.close()

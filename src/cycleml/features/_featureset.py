@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..data import SourceSet
 from ..errors import DataError, NotFoundError, RequestError, SpecError, SpecIssue
@@ -48,6 +51,8 @@ HORIZON_COLUMN = "horizon"
 GROUP_COLUMN = "group"
 """Ranking frames: the impression list a row belongs to (the query group of LambdaRank)."""
 LABEL_SPINE = "_label_spine"
+SPINE_CHUNK_ROWS = 500_000
+"""Spines longer than this are computed in chunks of entities (bounds DuckDB's memory)."""
 
 
 @dataclass
@@ -176,13 +181,17 @@ class FeatureSet:
     # -- the one compute function ------------------------------------------------------------
 
     def compute(
-        self, entities: Sequence[str] | None, as_of: datetime | date | Sequence[datetime]
+        self,
+        entities: Sequence[str] | pa.Array | pa.ChunkedArray | pd.Series | None,
+        as_of: datetime | date | Sequence[datetime] | pa.Array | pa.ChunkedArray | pd.Series,
     ) -> pd.DataFrame:
         """Feature rows for ``entities`` as of ``as_of`` (one time, or one per entity).
 
         ``entities=None`` means every entity eligible at ``as_of`` under the problem's label.
-        A date means its midnight. A forecast has one row per entity and day of the horizon
-        (column ``horizon``, 1..horizon)."""
+        A date means its midnight. Entities and times may be Python sequences, or Arrow arrays,
+        pandas Series or NumPy arrays (read without building Python lists: the fast way for
+        millions of rows). A forecast has one row per entity and day of the horizon (column
+        ``horizon``, 1..horizon)."""
         if isinstance(as_of, date) and not isinstance(as_of, datetime):
             as_of = datetime(as_of.year, as_of.month, as_of.day)
         if entities is None:
@@ -197,19 +206,7 @@ class FeatureSet:
                 )
             spine = self._eligible([as_of])
         else:
-            entity_list = [str(e) for e in entities]
-            times = [as_of] * len(entity_list) if isinstance(as_of, datetime) else list(as_of)
-            if len(times) != len(entity_list):
-                raise DataError(
-                    f"got {len(entity_list)} entities but {len(times)} as_of times",
-                    hint="pass one as_of, or one per entity",
-                )
-            spine = pa.table(
-                {
-                    ENTITY: pa.array(entity_list, pa.string()),
-                    AS_OF: pa.array(times, pa.timestamp("us")),
-                }
-            )
+            spine = _request_spine(entities, as_of)
         return self._with_horizon(self._features(spine))
 
     def _with_horizon(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -250,20 +247,73 @@ class FeatureSet:
                 f"CAST({ENTITY} AS VARCHAR) AS {ENTITY}, CAST({AS_OF} AS TIMESTAMP) AS {AS_OF} "
                 "FROM _spine_in"
             )
-            shape = con.sql(  # as_of times per entity: picks the event-group strategy
-                f"SELECT count(*) / greatest(count(DISTINCT {ENTITY}), 1) FROM {SPINE}"
-            ).fetchall()[0][0]
-            sql = self.features_sql(shape)
-            frame = con.sql(sql).df()
         finally:
             con.unregister("_spine_in")
+        try:
+            rows, entities = con.sql(
+                f"SELECT count(*), count(DISTINCT {ENTITY}) FROM {SPINE}"
+            ).fetchall()[0]
+            shape = rows / max(entities, 1)  # as_of times per entity: picks the strategy
+            sql = self.features_sql(shape, ordered=False)
+            if not arrow_safe(con, sql):
+                frame = con.sql(self.features_sql(shape)).df()
+            else:
+                # Sorted after the fetch (in Arrow, one column at a time), not by DuckDB: a
+                # sort in DuckDB holds a second copy of every feature row.
+                table = self._chunked_arrow(sql, rows)
+                frame = arrow_frame(table, order_by=[AS_OF, ENTITY])
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {SPINE}")  # the spine can be millions of rows
+            con.execute(f"DROP TABLE IF EXISTS {SPINE}_all")
         return frame.rename(columns={ENTITY: self.entity, AS_OF: AS_OF_COLUMN})
 
-    def features_sql(self, cutoffs_per_entity: float | None = None) -> str:
-        """The SQL that turns table _spine(__entity, __as_of) into feature rows. Event groups of
-        one source run in one pass; ``cutoffs_per_entity`` picks their strategy (_groups.py)."""
+    def _chunked_arrow(self, sql: str, rows: int) -> pa.Table:
+        """Run ``sql`` over the spine, in chunks of about :data:`SPINE_CHUNK_ROWS` rows (ranges of
+        entities) when it is longer: DuckDB's working memory (the join and the aggregate) then
+        grows with the chunk, not the spine. A feature reads only its own entity's rows, so the
+        chunks give the same rows as one pass."""
+        con = self.sources.con
+        parts = -(-rows // SPINE_CHUNK_ROWS)
+        if parts <= 1:
+            return fetch_arrow(con, sql)
+        con.execute(f"ALTER TABLE {SPINE} RENAME TO {SPINE}_all")
+        tops = [
+            row[0]
+            for row in con.sql(
+                f"SELECT max({ENTITY}) FROM (SELECT {ENTITY}, ntile({parts}) OVER "
+                f"(ORDER BY {ENTITY}) AS k FROM (SELECT DISTINCT {ENTITY} FROM {SPINE}_all "
+                f"WHERE {ENTITY} IS NOT NULL)) GROUP BY k ORDER BY k"
+            ).fetchall()
+        ]
+        chunks: list[tuple[str, dict]] = []
+        for i, top in enumerate(tops):
+            where, params = f"{ENTITY} <= $top", {"top": top}
+            if i:
+                where, params = f"{where} AND {ENTITY} > $low", {**params, "low": tops[i - 1]}
+            chunks.append((where, params))
+        last, params = chunks.pop() if chunks else ("FALSE", {})
+        chunks.append((f"({last}) OR {ENTITY} IS NULL", params))  # a NULL id: last, as before
+        tables = []
+        for where, params in chunks:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {SPINE} AS SELECT * FROM {SPINE}_all WHERE {where}",
+                params,
+            )
+            tables.append(fetch_arrow(con, sql))
+        return pa.concat_tables(tables)
+
+    def features_sql(self, cutoffs_per_entity: float | None = None, *, ordered: bool = True) -> str:
+        """The SQL that turns table _spine(__entity, __as_of) into feature rows, ordered by
+        (as_of, entity) unless ``ordered`` is False. Event groups of one source run in one pass;
+        ``cutoffs_per_entity`` picks their strategy (_groups.py)."""
         blocks = group_blocks(self.groups, cutoffs_per_entity)
         parts = [f"g{i} AS ({sql})" for i, (sql, _) in enumerate(blocks)]
+        if len(blocks) == 1:
+            # Every block has one row per spine row (it is driven by the spine), so one block
+            # needs no join back to the spine.
+            select = [f"g0.{ENTITY}", f"g0.{AS_OF}"] + [f'g0."{c.name}"' for c in self.columns]
+            order = f" ORDER BY g0.{AS_OF}, g0.{ENTITY}" if ordered else ""
+            return f"WITH {parts[0]} SELECT {', '.join(select)} FROM g0{order}"
         home = {name: i for i, (_, names) in enumerate(blocks) for name in names}
         select = [f"s.{ENTITY}", f"s.{AS_OF}"]
         select += [f'g{home[c.name]}."{c.name}"' for c in self.columns]
@@ -272,9 +322,10 @@ class FeatureSet:
             joins.append(
                 f"LEFT JOIN g{i} ON g{i}.{ENTITY} = s.{ENTITY} AND g{i}.{AS_OF} = s.{AS_OF}"
             )
+        order = f" ORDER BY s.{AS_OF}, s.{ENTITY}" if ordered else ""
         return (
             f"WITH {', '.join(parts)} SELECT {', '.join(select)} FROM {SPINE} s "
-            f"{' '.join(joins)} ORDER BY s.{AS_OF}, s.{ENTITY}"
+            f"{' '.join(joins)}{order}"
         )
 
     # -- training ------------------------------------------------------------------------------
@@ -331,7 +382,7 @@ class FeatureSet:
         con = self.sources.con
         con.register(LABEL_SPINE, spine)
         try:
-            labels = con.sql(label_sql(self.problem, self.sources, LABEL_SPINE)).df()
+            labels = fetch_frame(con, label_sql(self.problem, self.sources, LABEL_SPINE))
         finally:
             con.unregister(LABEL_SPINE)
         labels = labels.rename(
@@ -419,6 +470,141 @@ class FeatureSet:
         ).reset_index(drop=True)
         times = sorted(set(frame[AS_OF_COLUMN].dt.to_pydatetime()))
         return TrainingFrame(frame, times, notes)
+
+
+def _as_arrow(values: object) -> pa.Array | pa.ChunkedArray | None:
+    """``values`` as Arrow when it is an Arrow, pandas or NumPy column (None otherwise)."""
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
+    if isinstance(values, pd.Series | pd.Index | np.ndarray):
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            return None
+    return None
+
+
+def _request_spine(entities: object, as_of: object) -> pa.Table:
+    """The (entity, as_of) spine of a compute() call. Arrow, pandas and NumPy columns of text or
+    integer ids and of timestamps are used as they are; anything else goes through Python
+    (``str`` of each id), as before."""
+    ids = _as_arrow(entities)
+    if (
+        ids is None
+        or ids.null_count
+        or not (
+            pa.types.is_string(ids.type)
+            or pa.types.is_large_string(ids.type)
+            or pa.types.is_string_view(ids.type)
+            or pa.types.is_integer(ids.type)
+        )
+    ):
+        listed = ids.to_pylist() if isinstance(entities, pa.Array | pa.ChunkedArray) else entities
+        ids = pa.array([str(e) for e in listed], pa.string())  # type: ignore[union-attr]
+    n = len(ids)
+    if isinstance(as_of, datetime):
+        one = pa.array([as_of], pa.timestamp("us"))
+        times: pa.Array | pa.ChunkedArray = pa.array(
+            np.full(n, one[0].value, dtype="int64"), pa.int64()
+        ).cast(pa.timestamp("us"))
+    else:
+        column = _as_arrow(as_of)
+        times = None  # type: ignore[assignment]
+        if column is not None and pa.types.is_timestamp(column.type):
+            try:  # a zoned time is its UTC time (as for Python datetimes)
+                times = column.cast(pa.timestamp(column.type.unit)).cast(pa.timestamp("us"))
+            except pa.ArrowInvalid:  # finer than microseconds: as Python datetimes do
+                times = None  # type: ignore[assignment]
+        if times is None:
+            listed = column.to_pylist() if isinstance(as_of, pa.Array | pa.ChunkedArray) else as_of
+            times = pa.array(list(listed), pa.timestamp("us"))  # type: ignore[arg-type]
+    if len(times) != n:
+        raise DataError(
+            f"got {n} entities but {len(times)} as_of times",
+            hint="pass one as_of, or one per entity",
+        )
+    return pa.table({ENTITY: ids, AS_OF: times})
+
+
+_ARROW_SAFE = {
+    "BIGINT",
+    "INTEGER",
+    "SMALLINT",
+    "TINYINT",
+    "UBIGINT",
+    "UINTEGER",
+    "USMALLINT",
+    "UTINYINT",
+    "BOOLEAN",
+    "DOUBLE",
+    "FLOAT",
+    "VARCHAR",
+    "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE",
+}
+"""DuckDB types whose Arrow -> pandas conversion below gives what DuckDB's ``.df()`` gives."""
+_NULLABLE = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.uint8(): pd.UInt8Dtype(),
+    pa.uint16(): pd.UInt16Dtype(),
+    pa.uint32(): pd.UInt32Dtype(),
+    pa.uint64(): pd.UInt64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+
+
+def arrow_safe(con: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """Whether every column of ``sql``'s result converts from Arrow as DuckDB's ``.df()``
+    converts it (:func:`arrow_frame`)."""
+    return all(str(t) in _ARROW_SAFE for t in con.sql(sql).types)
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """The result of ``sql`` as Arrow, streamed in batches: DuckDB does not hold a second,
+    materialized copy of the result."""
+    reader = con.sql(sql).to_arrow_reader(1_000_000)
+    return pa.Table.from_batches(list(reader), reader.schema)
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """The result of ``sql`` as the DataFrame DuckDB's ``.df()`` gives, through Arrow when the
+    types allow it (several times faster for text)."""
+    if not arrow_safe(con, sql):
+        return con.sql(sql).df()
+    return arrow_frame(fetch_arrow(con, sql))
+
+
+def arrow_frame(table: pa.Table, order_by: list[str] | None = None) -> pd.DataFrame:
+    """``table`` (of :data:`_ARROW_SAFE` types) as the DataFrame DuckDB's ``.df()`` gives for
+    it (integers and booleans with nulls become nullable dtypes, an all-null or empty text
+    column is ``object``), sorted by the ``order_by`` columns (ascending, nulls last, as
+    DuckDB's ``ORDER BY``). Converted column by column, so only one column is copied at a
+    time."""
+    order = None
+    if order_by:
+        order = pc.sort_indices(table, sort_keys=[(c, "ascending", "at_end") for c in order_by])
+    names = table.column_names
+    columns = dict(zip(names, table.columns, strict=True))
+    del table
+    out: dict[str, pd.Series] = {}
+    for name in names:
+        column = columns.pop(name)
+        if order is not None:
+            column = column.take(order)
+        kind = column.type
+        if (pa.types.is_string(kind) or pa.types.is_large_string(kind)) and (
+            column.null_count == len(column)
+        ):
+            out[name] = pd.Series([None] * len(column), dtype=object)  # as DuckDB gives it
+        elif kind in _NULLABLE and column.null_count:
+            out[name] = column.to_pandas(types_mapper=_NULLABLE.get)
+        else:
+            out[name] = column.to_pandas()
+        del column
+    return pd.DataFrame(out, columns=names, copy=False)
 
 
 def _utcnow() -> datetime:

@@ -88,10 +88,21 @@ def _join_expr(agg: Agg) -> str:
     return f"{fn}({value}) FILTER (WHERE {where})"
 
 
+def _same(aggs: list[Agg]) -> dict[str, str]:
+    """Each aggregate's feature -> the first aggregate computing the same numbers (groups of one
+    source often repeat one, e.g. the overall 30d count of several ``by`` groups)."""
+    first: dict[tuple[str, str, int, str | None], str] = {}
+    return {
+        a.feature: first.setdefault((a.op, a.column, a.seconds, a.cond), a.feature) for a in aggs
+    }
+
+
 def _join_part(plans: list[EventPlan], aggs: list[Agg]) -> str:
     plan = plans[0]
     longest = max(a.seconds for a in aggs)
-    selects = ", ".join(f"{_join_expr(a)} AS {quote(a.feature)}" for a in aggs)
+    same = _same(aggs)
+    unique = [a for a in aggs if same[a.feature] == a.feature]
+    selects = ", ".join(f"{_join_expr(a)} AS {quote(a.feature)}" for a in unique)
     return (
         f"SELECT s.{ENTITY}, s.{AS_OF}, {selects} FROM {SPINE} s "
         f"LEFT JOIN {_relation(plans)} e ON e.{plan.entity} = s.{ENTITY} "
@@ -190,7 +201,8 @@ def event_block(plans: list[EventPlan], strategy: str) -> tuple[str, list[str]]:
         base = "r"
     if join_aggs:
         ctes.append(f"j AS ({_join_part(plans, join_aggs)})")
-        expr.update({a.feature: f"j.{quote(a.feature)}" for a in join_aggs})
+        same = _same(join_aggs)
+        expr.update({a.feature: f"j.{quote(same[a.feature])}" for a in join_aggs})
     last = "r.__last" if base == "r" and recency else None
     if recency and last is None:
         ctes.append(

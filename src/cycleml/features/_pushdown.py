@@ -95,6 +95,12 @@ def plan_pushdown(fs: FeatureSet, schema: SourceSet) -> PushdownPlan:
                 raise PushdownUnsupported(
                     f"the `cleaning:` steps of source(s) {', '.join(fixed)} apply in DuckDB"
                 )
+            collected = sorted(n for n in used if getattr(spec.sources[n], "collect", False))
+            if collected:
+                raise PushdownUnsupported(
+                    f"source(s) {', '.join(collected)} also hold events collected into the "
+                    "store (`collect: true`), which only DuckDB's view of them includes"
+                )
             to_postgres(f"SELECT * FROM ({group.sql}) AS q", tables)
         except PushdownUnsupported as exc:
             plan.local.append(group)
