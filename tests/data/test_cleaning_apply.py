@@ -169,3 +169,60 @@ def test_cli_suggest_and_apply(write_project) -> None:
     assert "Traceback" not in bad.output
     unknown = runner.invoke(app, ["clean", "suggest", "nosuch", "-p", str(root)])
     assert unknown.exit_code == SourceError.exit_code and "Traceback" not in unknown.output
+
+
+def test_data_changed_since_the_stored_profile_is_noticed_and_nothing_is_written(
+    write_project,
+) -> None:
+    """`profile` records a fingerprint of the data with its suggestions; when the file changes
+    afterwards (here: the suggestion would still hold) `clean apply` says the data changed and
+    writes nothing. Profiling again makes the apply go through."""
+    import os
+    import time
+
+    root = write_project(SPEC, {"t.csv": _csv()})
+    project = Project(root)
+    (profile,) = project.profile("t")
+    ids = {s["id"]: s for s in profile["cleaning_suggestions"]}
+    fingerprint = ids["t.drop_empty.legacy_id"]["fingerprint"]
+    assert fingerprint and fingerprint == profile["fingerprint"]
+    changed = _csv() + "50,pro,\n"  # one more row, the column still empty
+    (root / "t.csv").write_text(changed)
+    stat = (root / "t.csv").stat()
+    os.utime(root / "t.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    before = (root / "cycleml.yaml").read_bytes()
+    with pytest.raises(DataError, match="changed since it was profiled") as info:
+        project.apply_cleaning("t.drop_empty.legacy_id")
+    assert "cycleml profile t" in info.value.hint
+    assert fingerprint in info.value.message
+    assert (root / "cycleml.yaml").read_bytes() == before
+    # the same through the CLI: exit code of DataError, no traceback, file untouched
+    runner = CliRunner()
+    result = runner.invoke(app, ["clean", "apply", "t.drop_empty.legacy_id", "-p", str(root)])
+    assert result.exit_code != 0 and "changed since it was profiled" in result.output
+    assert "Traceback" not in result.output
+    assert (root / "cycleml.yaml").read_bytes() == before
+    time.sleep(0.01)
+    project.profile("t")  # the current data are profiled: the apply goes through
+    assert project.apply_cleaning("t.drop_empty.legacy_id")["applied"] is True
+
+
+def test_an_explicit_fingerprint_of_other_data_is_refused(write_project) -> None:
+    root = write_project(SPEC, {"t.csv": _csv()})
+    project = Project(root)
+    (found,) = [s for s in project.clean_suggestions("t") if s["id"] == "t.drop_empty.legacy_id"]
+    before = (root / "cycleml.yaml").read_bytes()
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["clean", "apply", found["id"], "--fingerprint", "0" * 16, "-p", str(root)],
+    )
+    assert result.exit_code != 0 and "changed since it was profiled" in result.output
+    assert "clean suggest t" in result.output
+    assert (root / "cycleml.yaml").read_bytes() == before
+    result = runner.invoke(
+        app,
+        ["clean", "apply", found["id"], "--fingerprint", found["fingerprint"], "-p", str(root)],
+    )
+    assert result.exit_code == 0, result.output
+    assert [s.id for s in Project(root).spec.cleaning] == ["t.drop_empty.legacy_id"]

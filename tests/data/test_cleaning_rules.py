@@ -333,12 +333,14 @@ def test_isolation_forest_option_is_recorded_with_its_parameters(make_project) -
     assert counts[0] == counts[1] == (N - option.evidence["flagged"], frame["amount"][1:].max())
 
 
-def test_text_rules_give_the_same_suggestions_with_the_sample_prefilter(
+def test_text_rules_give_the_same_suggestions_from_profile_counts_own_sql_and_sample_screen(
     make_project, monkeypatch
 ) -> None:
-    """On a large source the text rules first look at a sample; the columns they fire on, and
-    their exact counts, must be the same as without it."""
+    """The text rules read the profile's grouped counts (``text_checks``); without them they
+    count with their own SQL, and on a large source first screen the columns on a sample. All
+    three must give the same suggestions with the same exact evidence."""
     import cycleml.data._cleaning_rules as rules
+    from cycleml.data import _profile_columns
 
     rng = np.random.default_rng(3)
     n = 4000
@@ -351,14 +353,51 @@ def test_text_rules_give_the_same_suggestions_with_the_sample_prefilter(
             ],
             "price": [f"${v:,.2f}" for v in rng.uniform(1, 5000, n)],
             "word": rng.choice(["alpha", "beta", "gamma"], n),
+            "plan": rng.choice(["Pro", "pro", "PRO", "free", "Free"], n),
+            "contact_email": [f"u{i}@example.com" if i % 50 else "not an email" for i in range(n)],
+            "amount": [f"{v:.2f}" if i % 40 else "n/a" for i, v in enumerate(rng.normal(size=n))],
         }
     )
     root = make_project(frame)
-    wanted = ["parse_datetime", "currency_to_number"]
-    full = suggestions(root, wanted)
+    wanted = ["parse_datetime", "currency_to_number", "fix_invalid", "reformat_case"]
+    spec = load_spec(root)
+    with SourceSet(spec, root) as sources:
+        profile = profile_source(sources, "t")
+    checks = {c["name"]: c.get("text_checks") for c in profile["columns"]}
+    assert checks["when"] and checks["when"]["non_null"] == n
+    assert checks["contact_email"]["fits_email"] == n - n // 50
+    from_profile = suggestions(root, wanted)
+    # No grouped counts in the profile: the rules count with their own SQL ...
+    monkeypatch.setattr(_profile_columns, "TOP_GROUP_LIMIT", 2)
+    with SourceSet(spec, root) as sources:
+        assert all(
+            c.get("text_checks") is None
+            for c in profile_source(sources, "t")["columns"]
+            if c["kind"] == "string"
+        )
+    own_sql = suggestions(root, wanted)
+    # ... and, on a "large" source, screen the columns on a sample first.
     monkeypatch.setattr(rules, "PREFILTER_ROWS", 100)
     monkeypatch.setattr(rules, "PREFILTER_SAMPLE", 500)
-    sampled = suggestions(root, wanted)
-    assert {"t.parse_datetime.when", "t.currency_to_number.price"} <= set(full)
-    assert set(sampled) == set(full)
-    assert all(sampled[k].evidence == full[k].evidence for k in full)
+    spec = load_spec(root)
+    sampled_notes: list[dict] = []
+    with SourceSet(spec, root) as sources:
+        profile = profile_source(sources, "t")
+        screened = {
+            s.id: s for s in suggest_cleaning(profile, sources, rules=wanted, sampled=sampled_notes)
+        }
+    assert {
+        "t.parse_datetime.when",
+        "t.currency_to_number.price",
+        "t.fix_invalid.contact_email",
+        "t.fix_invalid.amount",
+        "t.reformat_case.plan",
+    } <= set(from_profile)
+    assert set(own_sql) == set(screened) == set(from_profile)
+    for key, found in from_profile.items():
+        assert own_sql[key].evidence == found.evidence == screened[key].evidence, key
+        assert own_sql[key].action == found.action == screened[key].action
+    assert from_profile["t.fix_invalid.contact_email"].evidence["invalid"] == n // 50
+    # the screen is reported as sampled; every count above is exact
+    assert any("cleaning rule parse_datetime" in note["statistic"] for note in sampled_notes)
+    assert all(note["rows"] == 500 and note["of"] == n for note in sampled_notes)

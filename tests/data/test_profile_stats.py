@@ -265,3 +265,62 @@ def test_the_large_source_paths_give_the_same_answers(monkeypatch) -> None:
     assert "correlations" in stats and "semantic patterns of column 'email'" in stats
     assert large["correlations"]["rows"] == 300 and large["correlations"]["sampled"] is True
     assert large["approximate"]
+
+
+def test_profiling_bounds_duckdb_memory_and_restores_the_connection(
+    write_project, monkeypatch
+) -> None:
+    """While a source is profiled DuckDB's memory limit is at most PROFILE_MEMORY (here
+    lowered to 64 MiB, so the exact distinct counts and the duplicate check must spill) and it
+    spills to a private directory (not `.tmp` in the working directory); afterwards the memory
+    limit is as before, and a second profile on the same connection works. The answers are
+    those of an unbounded run."""
+    from cycleml.data import SourceSet, profile_source
+    from cycleml.data import _profile as profile_module
+    from cycleml.spec import load_spec
+
+    n = 300_000
+    frame = pd.DataFrame(
+        {
+            "k": [f"key-{i:07d}" for i in range(n)],
+            "x": np.arange(n) % 1000,
+            "y": np.random.default_rng(2).normal(size=n),
+        }
+    )
+    root = write_project("spec_version: 1\nname: m\nsources:\n  t: {path: t.parquet}\n")
+    frame.to_parquet(root / "t.parquet", index=False)
+    seen: list[tuple] = []
+    real = profile_module.profile_view
+
+    def watching(con, view, **kw):
+        seen.append(
+            con.sql(
+                "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+            ).fetchall()[0]
+        )
+        return real(con, view, **kw)
+
+    monkeypatch.setattr(profile_module, "profile_view", watching)
+    with SourceSet(load_spec(root), root) as sources:
+        unbounded = profile_source(sources, "t")
+    monkeypatch.setattr(profile_module, "PROFILE_MEMORY", 64 * 1024**2)
+    with SourceSet(load_spec(root), root) as sources:
+        sources.con.execute("SET memory_limit = '3GB'")
+        before = sources.con.sql(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchall()[0]
+        bounded = profile_source(sources, "t")
+        again = profile_source(sources, "t")  # DuckDB cannot switch a used spill directory
+        after = sources.con.sql("SELECT current_setting('memory_limit')").fetchall()[0]
+    assert after[0] == before[0]
+    limit, spill = seen[-1]
+    assert limit in ("64.0 MiB", "64 MiB") and "cycleml-duckdb-" in spill
+    assert again["rows"] == bounded["rows"] == n
+    for a, b in zip(bounded["columns"], unbounded["columns"], strict=True):
+        for key in ("skew", "std"):  # float sums in parallel: the last bits vary
+            assert (a[key] is None) == (b[key] is None)
+            assert a[key] is None or a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-9)
+        assert {k: v for k, v in a.items() if k not in ("skew", "std")} == {
+            k: v for k, v in b.items() if k not in ("skew", "std")
+        }
+    assert _col(bounded, "k")["distinct"] == n and bounded["duplicate_rows"] == 0

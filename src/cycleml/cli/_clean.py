@@ -61,9 +61,17 @@ def apply(
     step_id: Annotated[str, typer.Argument(metavar="ID", help="A suggestion id.")],
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
+    fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--fingerprint",
+            help="The suggestion's data fingerprint (`clean suggest --json`): refuse if the "
+            "source's data differ now. Default: the latest stored profile's.",
+        ),
+    ] = None,
 ) -> None:
     """Record a suggestion's step under `cleaning:` in cycleml.yaml."""
-    result = _project(project or _default_project()).apply_cleaning(step_id)
+    result = _project(project or _default_project()).apply_cleaning(step_id, fingerprint)
     if as_json:
         _print_json(result)
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SourceError
+from ..errors import DataError, SourceError
 from ._sources import SourceSet
 
 
@@ -25,6 +25,9 @@ class Suggestion:
     action: dict[str, Any] | None = None
     preview: list[Any] = field(default_factory=list)
     note: str | None = None
+    # The data the suggestion was made for (``source_fingerprint``): `clean apply` refuses it
+    # when the data differ now.
+    fingerprint: str | None = None
 
     @property
     def where(self) -> str:
@@ -46,20 +49,35 @@ class Suggestion:
             "applies_in": self.where,
             "preview": self.preview,
             "note": self.note,
+            "fingerprint": self.fingerprint,
         }
 
 
 def suggest_cleaning(
-    profile: dict[str, Any], sources: SourceSet, *, rules: list[str] | None = None
+    profile: dict[str, Any],
+    sources: SourceSet,
+    *,
+    rules: list[str] | None = None,
+    sampled: list[dict[str, Any]] | None = None,
 ) -> list[Suggestion]:
     """Suggestions for the source ``profile["source"]`` (a profile as made by
     :func:`cycleml.data.profile_source`), reading facts the profile lacks from ``sources``.
-    Steps already recorded in the spec are left out. ``rules`` limits the rules run."""
+    Steps already recorded in the spec are left out. ``rules`` limits the rules run; what a
+    rule decided on a sample is appended to ``sampled`` (the profile's list of sampled
+    statistics) when given."""
     import duckdb
 
     from ._cleaning_rules import RULES, Context
 
     name = profile["source"]
+    if profile.get("truncated"):
+        raise DataError(
+            f"source {name!r} has {profile.get('columns_total', 0):,} columns: cleaning "
+            f"suggestions are made for sources of at most {len(profile['columns']):,} columns",
+            hint=f"`cycleml profile {name}` profiles its first columns; for suggestions, keep "
+            "the columns you need in a narrower file (or a long format: one row per entity, "
+            "column and value)",
+        )
     view = sources.view(name)
     ctx = Context(sources, name, view, profile)
     recorded = {step.id for step in sources.spec.cleaning}
@@ -75,5 +93,9 @@ def suggest_cleaning(
                 f"{str(exc).strip().splitlines()[0]}",
                 hint="check the source is complete and readable (`cycleml sources`)",
             ) from None
+        for s in found:
+            s.fingerprint = profile.get("fingerprint")
         out.extend(s for s in found if s.id not in recorded)
+    if sampled is not None:
+        sampled.extend(ctx.sampled)
     return out

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import DataError, NotFoundError, RequestError, SpecError
 from ..spec import SPEC_FILE, Spec, parse_spec
 from ._cleaning import Suggestion, suggest_cleaning
-from ._profile import profile_source
+from ._profile import profile_source, source_fingerprint
 from ._sources import SourceSet
 
 # The rule that makes each id's second part (ids are ``source.rule[.column]``).
@@ -28,9 +28,37 @@ _RULE_OF = {
 }
 
 
-def find_suggestion(spec: Spec, project_dir: Path, step_id: str) -> Suggestion:
+def stored_fingerprint(store, source: str) -> tuple[str | None, Any]:
+    """The data fingerprint and time of the latest stored profile of ``source`` (None, None
+    when there is none, or it predates fingerprints)."""
+    from sqlalchemy import select
+
+    from ..store.tables import profiles
+
+    with store.connect() as conn:
+        row = conn.execute(
+            select(profiles.c.result, profiles.c.created_at)
+            .where(profiles.c.source == source)
+            .order_by(profiles.c.created_at.desc(), profiles.c.id.desc())
+            .limit(1)
+        ).first()
+    if row is None or not isinstance(row[0], dict):
+        return None, None
+    return row[0].get("fingerprint"), row[1]
+
+
+def find_suggestion(
+    spec: Spec,
+    project_dir: Path,
+    step_id: str,
+    *,
+    expected: str | None = None,
+    profiled_at: Any = None,
+) -> Suggestion:
     """The suggestion ``step_id`` derived afresh from the current data; refused with a clear
-    message when it no longer holds."""
+    message when it no longer holds, or when the source's data fingerprint is not
+    ``expected`` (the fingerprint of the data it was suggested for: the data changed since;
+    ``profiled_at`` says when that was, for the message)."""
     source, _, rest = step_id.partition(".")
     rule = rest.partition(".")[0]
     if source not in spec.sources or not rule:
@@ -48,6 +76,22 @@ def find_suggestion(spec: Spec, project_dir: Path, step_id: str) -> Suggestion:
             hint=f"rules: {', '.join(RULES)}; run `cycleml clean suggest {source}` to list ids",
         )
     with SourceSet(spec, project_dir) as sources:
+        if expected is not None:
+            current = source_fingerprint(sources, source)
+            if current != expected:
+                when = f" (at {profiled_at:%Y-%m-%d %H:%M} UTC)" if profiled_at else ""
+                how = (
+                    f"run `cycleml profile {source}` to profile the current data and review "
+                    "its suggestions"
+                    if profiled_at
+                    else f"run `cycleml clean suggest {source}` to see the current suggestions"
+                )
+                raise DataError(
+                    f"source {source!r} changed since it was profiled{when}: the suggestion "
+                    f"{step_id!r} was made for other data (fingerprint {expected} then, "
+                    f"{current} now); nothing was recorded",
+                    hint=f"{how}, then apply again",
+                )
         profile = profile_source(sources, source)
         found = {s.id: s for s in suggest_cleaning(profile, sources, rules=[rule])}
     if step_id not in found:

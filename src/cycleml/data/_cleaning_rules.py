@@ -14,8 +14,10 @@ import numpy as np
 from ..spec import ColumnLabel
 from ..spec._cleaning import _referenced_by
 from ._cleaning import Suggestion
+from ._cleaning_checks import DATE_FORMATS, currency_sql, datetime_checks_sql, fits_sql
 from ._sources import SourceSet, quote
-from ._views import PATTERNS, currency_sql, datetime_sql, is_numeric, is_text, valid_text_sql
+from ._views import PATTERNS, datetime_sql, is_numeric, is_text
+from ._views import currency_sql as currency_value_sql
 
 EMPTY_NULL_RATE = 0.8  # drop a column at or above this null rate
 PARSE_RATE = 0.3  # text becomes a datetime when at least this share parses
@@ -32,7 +34,7 @@ IMBALANCE = 0.2  # minority class share below this is imbalanced
 PREVIEW = 5
 PREFILTER_ROWS = 200_000  # above this many rows, text rules first look at a sample
 PREFILTER_SAMPLE = 20_000
-DATE_FORMATS = ("%m/%d/%Y", "%d/%m/%Y", "%Y/%m/%d", "%d.%m.%Y", "%m/%d/%Y %H:%M", "%Y%m%d")
+PREVIEW_SCAN = 10_000  # above PREFILTER_ROWS rows, previews come from this many matching rows
 SNAKE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -50,6 +52,16 @@ class Context:
         self.rows = int(profile.get("rows") or 0)
         self.types = sources.columns(name)
         self.facts = {c["name"]: c for c in profile.get("columns", []) if c["name"] in self.types}
+        # What was decided on a sample (the profile's ``sampled`` notes take these).
+        self.sampled: list[dict[str, Any]] = []
+        self.screened: dict[str, tuple] = {}  # a column's aggregates on the screening sample
+
+    def checks(self, column: str) -> dict[str, int] | None:
+        """The profile's exact counts of the text tests of :mod:`._cleaning_checks` for
+        ``column`` (None when the profile has none: then a rule counts with its own SQL)."""
+        fact = self.facts.get(column) or {}
+        checks = fact.get("text_checks")
+        return checks if isinstance(checks, dict) and "non_null" in checks else None
 
     def q(self, sql: str) -> list[tuple]:
         return self.con.execute(sql).fetchall()
@@ -58,10 +70,20 @@ class Context:
         return self.q(sql)[0]
 
     def values(self, expr: str, where: str, limit: int = PREVIEW) -> list[Any]:
+        """Up to ``limit`` distinct values, in order; on a source of more than PREFILTER_ROWS
+        rows, taken from the first PREVIEW_SCAN matching rows (a preview, not a census)."""
         rows = self.q(
-            f"SELECT DISTINCT {expr} AS v FROM {self.view} WHERE {where} ORDER BY 1 LIMIT {limit}"
+            f"SELECT DISTINCT {expr} AS v FROM {self.preview_relation(where)} WHERE {where} "
+            f"ORDER BY 1 LIMIT {limit}"
         )
         return [_plain(r[0]) for r in rows]
+
+    def preview_relation(self, where: str) -> str:
+        """The relation previews read: the view, or on a source of more than PREFILTER_ROWS rows
+        its first PREVIEW_SCAN rows matching ``where`` (so a preview never sorts every row)."""
+        if self.rows <= PREFILTER_ROWS:
+            return self.view
+        return f"(SELECT * FROM {self.view} WHERE {where} LIMIT {PREVIEW_SCAN}) AS _p"
 
     def rows_where(self, where: str, limit: int = PREVIEW) -> list[dict]:
         frame = self.con.sql(f"SELECT * FROM {self.view} WHERE {where} LIMIT {limit}").df()
@@ -83,10 +105,11 @@ class Context:
                 values[col][i] = value
         return {col: tuple(v) for col, v in values.items()}
 
-    def candidates(self, columns: list[str], exprs, keep) -> list[str]:
+    def candidates(self, columns: list[str], exprs, keep, rule: str = "") -> list[str]:
         """The columns worth an exact count over every row: on a large source, ``keep`` (a
-        test of a column's ``exprs`` values) is first asked on a fixed-size sample, so a text
-        rule scans the whole source only for the columns it may fire on."""
+        test of a column and its ``exprs`` values) is first asked on a fixed-size sample, so a text
+        rule scans the whole source only for the columns it may fire on. The screen is noted in
+        :attr:`sampled`; the counts of the columns kept are exact."""
         if self.rows <= PREFILTER_ROWS or not columns:
             return list(columns)
         sample = (
@@ -94,7 +117,56 @@ class Context:
             "REPEATABLE (0)) AS _prefilter"
         )
         counted = self.aggregate({c: exprs(c) for c in columns}, relation=sample)
-        return [c for c in columns if keep(counted[c])]
+        self.screened.update(counted)
+        kept = [c for c in columns if keep(c, counted[c])]
+        self.sampled.append(
+            {
+                "statistic": f"cleaning rule {rule}: which of {len(columns)} text column(s) to "
+                f"count ({', '.join(columns[:5])}{', ...' if len(columns) > 5 else ''}); "
+                f"{len(kept)} kept",
+                "rows": min(PREFILTER_SAMPLE, self.rows),
+                "of": self.rows,
+                "method": "reservoir sample (seed 0) screens the columns; the counts of the "
+                "columns kept, and so of every suggestion, are exact",
+            }
+        )
+        return kept
+
+    def text_counts(
+        self, rule: str, keys: list[str], exprs, keep=None, narrow=None
+    ) -> dict[str, tuple[int, ...]]:
+        """Per text column: its non-null count and the counts of the text tests ``keys`` (see
+        :mod:`._cleaning_checks`), from the profile's ``text_checks`` when it has them, else
+        counted by ``exprs`` (a column's SQL aggregates, ``count(col)`` first) over every row,
+        after the sample screen ``keep`` on a large source."""
+        out: dict[str, tuple[int, ...]] = {}
+        rest = []
+        for col in self.texts:
+            checks = self.checks(col)
+            if checks is not None and all(k in checks for k in keys):
+                out[col] = (int(checks["non_null"]), *(int(checks[k]) for k in keys))
+            else:
+                rest.append(col)
+        if keep is not None:
+            rest = self.candidates(rest, exprs, keep, rule)
+        # ``narrow`` (with a screening sample): which of a column's tests can matter; the
+        # others are not counted over every row (reported as 0).
+        wanted = {
+            c: narrow(c, self.screened[c]) if narrow and c in self.screened else None for c in rest
+        }
+        counted = self.aggregate(
+            {
+                c: [e for i, e in enumerate(exprs(c)) if not i or not wanted[c] or wanted[c][i - 1]]
+                for c in rest
+            }
+        )
+        for c in rest:
+            values = iter(counted[c])
+            row = [int(next(values) or 0)]
+            for i in range(len(keys)):
+                row.append(int(next(values) or 0) if not wanted[c] or wanted[c][i] else 0)
+            out[c] = tuple(row)
+        return {c: out[c] for c in self.texts if c in out}
 
     def nulls(self, column: str) -> int:
         fact = self.facts.get(column)
@@ -148,20 +220,32 @@ class Context:
 
     @cached_property
     def stats(self) -> dict[str, dict[str, float | None]]:
-        """mean, std, skewness, min of each of :attr:`numbers` (one query)."""
-        if not self.numbers:
-            return {}
-        parts = []
+        """mean, std, skewness, min of each of :attr:`numbers`: the profile's (finite values,
+        12 significant digits), else one query."""
+        keys = ("mean", "std", "skew", "min")
+        out: dict[str, dict[str, float | None]] = {}
+        todo = []
         for c in self.numbers:
+            fact = self.facts.get(c) or {}
+            if (
+                fact.get("non_null")
+                and fact.get("mean") is not None
+                and all(k in fact for k in keys)
+            ):
+                out[c] = {k: _float(fact[k]) for k in keys}
+            else:
+                todo.append(c)
+        if not todo:
+            return out
+        parts = []
+        for c in todo:
             x = f"CAST({quote(c)} AS DOUBLE)"
             x = f"CASE WHEN isfinite({x}) THEN {x} END"
             parts += [f"avg({x})", f"stddev_samp({x})", f"skewness({x})", f"min({x})"]
         row = self.one(f"SELECT {', '.join(parts)} FROM {self.view}")
-        keys = ("mean", "std", "skew", "min")
-        return {
-            c: dict(zip(keys, map(_float, row[4 * i : 4 * i + 4]), strict=True))
-            for i, c in enumerate(self.numbers)
-        }
+        for i, c in enumerate(todo):
+            out[c] = dict(zip(keys, map(_float, row[4 * i : 4 * i + 4]), strict=True))
+        return {c: out[c] for c in self.numbers}
 
     def step(self, rule: str, key: str | None, action: str, /, **fields) -> dict[str, Any]:
         return {"id": sid(self.name, rule, key), "source": self.name, "action": action, **fields}
@@ -276,19 +360,39 @@ def fix_invalid(ctx: Context) -> list[Suggestion]:
     out = []
 
     def conditions(col: str) -> dict[str, str]:
-        c = f"CAST({quote(col)} AS VARCHAR)"
-        conds = {kind: valid_text_sql(c, kind) for kind in PATTERNS}
-        conds["number"] = f"TRY_CAST(trim({c}) AS DOUBLE) IS NOT NULL"
-        return conds
+        return fits_sql(f"CAST({quote(col)} AS VARCHAR)")
 
-    counted = ctx.aggregate(
-        {
-            col: [f"count({quote(col)})"]
-            + [f"count(*) FILTER (WHERE {cond})" for cond in conditions(col).values()]
-            for col in ctx.texts
-        }
-    )
-    for col in ctx.texts:
+    def exprs(col: str) -> list[str]:
+        return [f"count({quote(col)})"] + [
+            f"count(*) FILTER (WHERE {cond})" for cond in conditions(col).values()
+        ]
+
+    def hinted_kind(col: str) -> str | None:
+        return next((k for k in PATTERNS if k in col.lower()), None)
+
+    def may_fit(col: str, row: tuple) -> bool:
+        non_null, fits = int(row[0] or 0), [int(v or 0) for v in row[1:]]
+        if not non_null:
+            return False
+        hinted = hinted_kind(col)
+        if hinted and fits[list(PATTERNS).index(hinted)] / non_null >= 0.1:
+            return True
+        return max(fits) / non_null >= PATTERN_RATE / 2
+
+    def plausible(col: str, row: tuple) -> list[bool]:
+        """On the screening sample: the kinds that may be the one chosen (the hinted kind,
+        and any within 0.2 of the best share); the others are not counted on every row."""
+        checked = max(int(row[0] or 0), 1)
+        shares = [int(v or 0) / checked for v in row[1:]]
+        hinted = hinted_kind(col)
+        return [
+            share >= max(shares) - 0.2 or kind == hinted
+            for kind, share in zip([*PATTERNS, "number"], shares, strict=True)
+        ]
+
+    keys = [f"fits_{k}" for k in [*PATTERNS, "number"]]
+    counted = ctx.text_counts("fix_invalid", keys, exprs, may_fit, plausible)
+    for col in counted:
         c = f"CAST({quote(col)} AS VARCHAR)"
         conds = conditions(col)
         row = counted[col]
@@ -296,7 +400,7 @@ def fix_invalid(ctx: Context) -> list[Suggestion]:
         if non_null == 0:
             continue
         kind = max(conds, key=lambda k: fits[k])
-        hinted = next((k for k in PATTERNS if k in col.lower()), None)
+        hinted = hinted_kind(col)
         if hinted and fits[hinted] / non_null >= 0.2:
             kind = hinted
         elif fits[kind] / non_null < PATTERN_RATE:
@@ -324,9 +428,16 @@ def fix_invalid(ctx: Context) -> list[Suggestion]:
             )
         )
     floats = [c for c in ctx.numbers if ctx.types[c].upper() in ("DOUBLE", "FLOAT")]
+    # The profile's invalid count of a float column is its non-finite values.
+    known = {c: ctx.facts[c].get("invalid") for c in floats if c in ctx.facts}
     infinite = ctx.aggregate(
-        {c: [f"count(*) FILTER (WHERE NOT isfinite({quote(c)}))"] for c in floats}
+        {
+            c: [f"count(*) FILTER (WHERE NOT isfinite({quote(c)}))"]
+            for c in floats
+            if known.get(c) is None
+        }
     )
+    infinite.update({c: (int(n),) for c, n in known.items() if n is not None})
     for col in floats:
         bad = int(infinite[col][0])
         if bad:
@@ -344,12 +455,28 @@ def fix_invalid(ctx: Context) -> list[Suggestion]:
     return out
 
 
+CASE_DISTINCT = 10_000  # reformat_case looks at columns with at most this many distinct values
+
+
 def _case_counts(ctx: Context) -> dict[str, tuple[int, ...]]:
     """Per text column: distinct values, distinct ignoring case and spaces, all-upper and
-    all-lower values; one grouped query over the unpivoted text columns."""
-    if not ctx.texts:
-        return {}
-    cols = ", ".join(quote(c) for c in ctx.texts)
+    all-lower values: the profile's grouped counts, else one grouped query over the unpivoted
+    text columns left (a column the profile found with more than CASE_DISTINCT distinct values
+    is skipped: the rule would not look at it)."""
+    out: dict[str, tuple[int, ...]] = {}
+    rest = []
+    for col in ctx.texts:
+        checks = ctx.checks(col)
+        fact = ctx.facts.get(col) or {}
+        if checks is not None and fact.get("distinct_exact") and "folded" in checks:
+            out[col] = (int(fact["distinct"]), checks["folded"], checks["upper"], checks["lower"])
+        elif fact.get("distinct") is not None and int(fact["distinct"]) > 2 * CASE_DISTINCT:
+            continue  # well above the limit even for an estimate
+        else:
+            rest.append(col)
+    if not rest:
+        return out
+    cols = ", ".join(quote(c) for c in rest)
     rows = ctx.q(
         f"SELECT name, count(DISTINCT value), count(DISTINCT lower(trim(value))), "
         "count(*) FILTER (WHERE value = upper(value) AND value <> lower(value)), "
@@ -357,7 +484,8 @@ def _case_counts(ctx: Context) -> dict[str, tuple[int, ...]]:
         f"FROM (UNPIVOT (SELECT {cols} FROM {ctx.view}) ON {cols} INTO NAME name VALUE value) "
         "GROUP BY name"
     )
-    return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
+    out.update({r[0]: tuple(int(v) for v in r[1:]) for r in rows})
+    return out
 
 
 def reformat_case(ctx: Context) -> list[Suggestion]:
@@ -368,7 +496,7 @@ def reformat_case(ctx: Context) -> list[Suggestion]:
         if col not in counted:
             continue
         distinct, folded, upper, lower = counted[col]
-        if distinct == folded or distinct > 10_000:
+        if distinct == folded or distinct > CASE_DISTINCT:
             continue
         variants = ctx.q(
             f"SELECT lower(trim({c})) AS k, list(DISTINCT {c} ORDER BY {c}) FROM {ctx.view} "
@@ -390,30 +518,27 @@ def reformat_case(ctx: Context) -> list[Suggestion]:
     return out
 
 
-_CURRENCY = (
-    r"^\(?\s*-?\s*[$€£¥]?\s*-?[0-9]{1,3}(,?[0-9]{3})*(\.[0-9]+)?\s*(USD|EUR|GBP|JPY|CHF)?\s*\)?$"
-)
-
-
 def reformat_currency(ctx: Context) -> list[Suggestion]:
     out = []
 
     def exprs(col: str) -> list[str]:
-        c = f"trim({quote(col)})"
-        return [
-            f"count({c})",
-            f"count(*) FILTER (WHERE regexp_full_match({c}, '{_CURRENCY}'))",
-            f"count(*) FILTER (WHERE regexp_matches({c}, '[$€£¥,]|USD|EUR|GBP|JPY|CHF'))",
+        return [f"count(trim({quote(col)}))"] + [
+            f"count(*) FILTER (WHERE {cond})" for cond in currency_sql(quote(col)).values()
         ]
 
-    texts = ctx.candidates(ctx.texts, exprs, lambda row: bool(row[0]) and row[1] / row[0] >= 0.4)
-    counted = ctx.aggregate({col: exprs(col) for col in texts})
-    for col in texts:
+    counted = ctx.text_counts(
+        "currency_to_number",
+        ["currency", "currency_mark"],
+        exprs,
+        lambda _col, row: bool(row[0]) and row[1] / row[0] >= 0.4,
+    )
+    for col in counted:
         non_null, fits, marked = map(int, counted[col])
         if non_null == 0 or fits / non_null < 0.8 or marked == 0:
             continue
         sample = ctx.q(
-            f"SELECT DISTINCT {quote(col)}, {currency_sql(quote(col))} FROM {ctx.view} "
+            f"SELECT DISTINCT {quote(col)}, {currency_value_sql(quote(col))} "
+            f"FROM {ctx.preview_relation(f'{quote(col)} IS NOT NULL')} "
             f"WHERE {quote(col)} IS NOT NULL ORDER BY 1 LIMIT {PREVIEW}"
         )
         out.append(
@@ -435,14 +560,16 @@ def reformat_datetime(ctx: Context) -> list[Suggestion]:
     formats: list[str | None] = [None, *DATE_FORMATS]
 
     def exprs(col: str) -> list[str]:
-        return [f"count({quote(col)})"] + [f"count({datetime_sql(quote(col), f)})" for f in formats]
+        return [f"count({quote(col)})"] + [
+            f"count(*) FILTER (WHERE {cond})" for cond in datetime_checks_sql(quote(col)).values()
+        ]
 
-    def may_parse(row: tuple) -> bool:
+    def may_parse(_col: str, row: tuple) -> bool:
         return bool(row[0]) and max(row[1:]) / row[0] >= PARSE_RATE / 2
 
-    texts = ctx.candidates(ctx.texts, exprs, may_parse)
-    counted = ctx.aggregate({col: exprs(col) for col in texts})
-    for col in texts:
+    keys = list(datetime_checks_sql("v"))
+    counted = ctx.text_counts("parse_datetime", keys, exprs, may_parse)
+    for col in counted:
         c = quote(col)
         row = counted[col]
         non_null = int(row[0])
@@ -457,6 +584,7 @@ def reformat_datetime(ctx: Context) -> list[Suggestion]:
         if fmt:
             fields["format"] = fmt
         expr = datetime_sql(c, fmt)
+        relation = ctx.preview_relation(f"{c} IS NOT NULL")
         out.append(
             Suggestion(
                 sid(ctx.name, "parse_datetime", col),
@@ -476,7 +604,7 @@ def reformat_datetime(ctx: Context) -> list[Suggestion]:
                 [
                     {"from": a, "to": _plain(b)}
                     for a, b in ctx.q(
-                        f"SELECT DISTINCT {c}, {expr} FROM {ctx.view} WHERE {c} IS NOT NULL "
+                        f"SELECT DISTINCT {c}, {expr} FROM {relation} WHERE {c} IS NOT NULL "
                         f"ORDER BY ({expr}) IS NOT NULL, 1 LIMIT {PREVIEW}"
                     )
                 ],
@@ -664,16 +792,18 @@ def outliers(ctx: Context) -> list[Suggestion]:
     def outside(col: str) -> str:
         return f"{quote(col)} < {bounds[col][0]!r} OR {quote(col)} > {bounds[col][1]!r}"
 
-    counted = ctx.aggregate(
-        {
-            col: [
-                f"count(*) FILTER (WHERE {outside(col)})",
-                f"min({quote(col)}) FILTER (WHERE {outside(col)})",
-                f"max({quote(col)}) FILTER (WHERE {outside(col)})",
-            ]
-            for col in bounds
-        }
-    )
+    # Each column's value when outside its bounds (else NULL), computed once per row.
+    alias = {col: quote(f"_o{i}") for i, col in enumerate(bounds)}
+    exprs = {col: [f"count({a})", f"min({a})", f"max({a})"] for col, a in alias.items()}
+    relation = None
+    if bounds:  # rows outside any column's bounds, for the isolation forest (same pass)
+        any_outside = " OR ".join(f"{a} IS NOT NULL" for a in alias.values())
+        exprs[_ANY] = [f"count(*) FILTER (WHERE {any_outside})"]
+        projected = ", ".join(
+            f"CASE WHEN {outside(col)} THEN {quote(col)} END AS {a}" for col, a in alias.items()
+        )
+        relation = f"(SELECT {projected} FROM {ctx.view}) AS _outside"
+    counted = ctx.aggregate(exprs, relation=relation)
     for col, (lower, upper) in bounds.items():
         s = ctx.stats[col]
         count = int(counted[col][0])
@@ -707,13 +837,19 @@ def outliers(ctx: Context) -> list[Suggestion]:
                 [_plain(v) for v in preview or []],
             )
         )
-    return out + _isolation_forest(ctx, out)
+    outside_rows = int(counted[_ANY][0]) if bounds else 0
+    return out + _isolation_forest(ctx, out, outside_rows)
+
+
+_ANY = "\x00any"  # the key of the any-column outlier count (no column has this name)
 
 
 IFOREST_ESTIMATE_ROWS = 50_000  # above this many rows the flagged count is estimated
 
 
-def _isolation_forest(ctx: Context, zscore: list[Suggestion]) -> list[Suggestion]:
+def _isolation_forest(
+    ctx: Context, zscore: list[Suggestion], outside_rows: int | None = None
+) -> list[Suggestion]:
     """The multivariate alternative to the z-score rule: an IsolationForest over every
     measurement column, with the contamination set to the share of z-score outlier rows."""
     from ..spec._cleaning import IsolationForestOutliers
@@ -727,7 +863,9 @@ def _isolation_forest(ctx: Context, zscore: list[Suggestion]) -> list[Suggestion
         f"{quote(s.action['column'])} > {s.action['upper']!r})"
         for s in zscore
     )
-    share = int(ctx.one(f"SELECT count(*) FROM {ctx.view} WHERE {outside}")[0]) / ctx.rows
+    if outside_rows is None:
+        outside_rows = int(ctx.one(f"SELECT count(*) FROM {ctx.view} WHERE {outside}")[0])
+    share = outside_rows / ctx.rows
     fields = {"columns": cols, "contamination": round(min(max(share, 0.001), 0.1), 4)}
     fields.update(n_estimators=100, random_state=0)
     step = ctx.step("remove_outliers_iforest", None, "remove_outliers_iforest", **fields)

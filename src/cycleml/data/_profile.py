@@ -18,8 +18,12 @@ Source level
     (entity, time, rows per entity, distinct times and entity-time pairs), ``correlations``
     (Pearson between numeric columns: ``columns``, ``matrix`` (None where undefined), ``rows``
     used, ``sampled``; at most ``CORRELATION_COLUMNS`` columns), ``sampled`` (a note per
-    statistic computed on a sample: ``statistic``, ``rows``, ``of``, ``method``),
-    ``approximate`` (statistics estimated rather than exact, and why), ``notes``, ``seconds``.
+    statistic computed on a sample: ``statistic``, ``rows``, ``of``, ``method``; with the
+    cleaning suggestions, also the columns a rule screened on a sample), ``approximate``
+    (statistics estimated rather than exact, and why), ``notes``, ``seconds``,
+    ``columns_total`` (the source's column count), ``truncated`` (only the first
+    ``_profile_wide.MAX_COLUMNS`` columns of a wider file were profiled), ``fingerprint`` (of
+    the data, see :func:`source_fingerprint`).
 
 Column level (``columns``, in the source's order)
     ``name``, ``type`` (DuckDB type), ``kind`` (base kind: integer, float, boolean, datetime,
@@ -37,18 +41,28 @@ Column level (``columns``, in the source's order)
     ``EXACT_ROWS`` rows, else DuckDB's t-digest ``approx_quantile``), ``top`` (10 most frequent
     non-null values with exact counts; ``top_exact`` False when the candidates came from
     ``approx_top_k`` because of very many distinct values; empty, with ``top_note``, when above
-    that almost every value is distinct), ``histogram`` (numbers: ``unit``
+    that at least 80% of the values are distinct), ``histogram`` (numbers: ``unit``
     "bin", 21 ``edges``, 20 ``counts``; datetimes: ``unit`` day/week/month/year, ``starts``,
     ``counts``), ``length`` (text: min/mean/max characters). Numbers use finite values; text
     typed number or datetime gets the statistics of its parsed values. Datetimes have ``min``,
-    ``max``, ``median`` (ISO text); booleans have ``trues`` and ``top``.
+    ``max``, ``median`` (ISO text); booleans have ``trues`` and ``top``. Text columns have
+    ``text_checks``: exact counts of the cleaning rules' text tests (see ``_cleaning_checks``)
+    over the grouped values, or None for text with more than ``TOP_GROUP_LIMIT`` distinct
+    values.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hashlib
 import math
+import os
+import shutil
+import tempfile
 import time as _time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -72,7 +86,7 @@ from ._profile_columns import (
     plain,
     text_patterns,
 )
-from ._sources import SourceSet, quote
+from ._sources import SourceSet, quote, sql_literal
 
 CORRELATION_ROWS = 100_000
 MATERIALIZE_CELLS = 5_000_000
@@ -82,12 +96,105 @@ CORRELATION_COLUMNS = 100
 def profile_source(sources: SourceSet, name: str) -> dict[str, Any]:
     """The profile of source ``name`` (see the module docstring). A source that cannot be read
     raises :class:`SourceError`."""
-    view = sources.view(name)
+    from . import _profile_wide
+
+    if name in sources.spec.sources:
+        width = _profile_wide.file_width(sources, name)
+        if width is not None and width > _profile_wide.MAX_COLUMNS:
+            fingerprint = source_fingerprint(sources, name)
+            with _bounded_memory(sources.con):
+                result = _profile_wide.profile_first_columns(sources, name, width, profile_view)
+            return result | {"fingerprint": fingerprint}
+    view = sources.view(name)  # an unknown source: a SourceError naming the known ones
     spec = sources.spec.sources[name]
     try:
-        return profile_view(sources.con, view, source=name, entity=spec.entity, time=spec.time)
+        fingerprint = source_fingerprint(sources, name)
+        with _bounded_memory(sources.con):
+            result = profile_view(
+                sources.con, view, source=name, entity=spec.entity, time=spec.time
+            )
     except duckdb.Error as exc:  # e.g. a malformed row past what the reader sniffed
         raise _read_error(name, exc) from None
+    return (
+        result
+        | {"columns_total": len(result["columns"]), "truncated": False}
+        | {"fingerprint": fingerprint}
+    )
+
+
+def source_fingerprint(sources: SourceSet, name: str) -> str:
+    """A fingerprint of the data behind source ``name`` (not of its recorded cleaning steps):
+    each file's path, size and modification time, or for a database table its row count,
+    columns and a sum of row hashes. ``clean apply`` compares it with the one recorded with the
+    profile to notice data that changed since."""
+    digest = hashlib.sha256(name.encode())
+    source = sources.spec.sources[name]
+    if source.kind == "file":
+        for path in sources.files(name):
+            stat = os.stat(path)
+            relative = os.path.relpath(path, sources.project_dir)
+            digest.update(f"|{relative}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    else:
+        sources.view(name)
+        raw = quote(f"_raw_{name}")
+        digest.update(repr(sources.con.sql(f"DESCRIBE SELECT * FROM {raw}").fetchall()).encode())
+        row = sources.con.sql(f"SELECT count(*), sum(hash(_r)) FROM {raw} AS _r").fetchall()[0]
+        digest.update(repr(row).encode())
+    return digest.hexdigest()[:16]
+
+
+PROFILE_MEMORY = 1024**3  # DuckDB's memory limit while profiling (it spills to disk above)
+
+
+@contextlib.contextmanager
+def _bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run with DuckDB's memory limit at most PROFILE_MEMORY bytes (restored afterwards). An
+    in-memory connection still spilling to DuckDB's default ``.tmp`` (in the working
+    directory) is first given a private spill directory under the system's temporary folder,
+    kept for the connection's life (DuckDB cannot switch it back once used) and removed at exit.
+    """
+    limit, temp = con.sql(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchall()[0]
+    if _bytes(str(limit)) <= PROFILE_MEMORY:
+        yield  # already bounded (a nested call), or the user's limit is lower
+        return
+    if str(temp) in (".tmp", ""):
+        spill = tempfile.mkdtemp(prefix="cycleml-duckdb-")
+        try:
+            con.execute(f"SET temp_directory = {sql_literal(spill)}")
+            atexit.register(shutil.rmtree, spill, ignore_errors=True)
+        except duckdb.Error:  # the default directory is in use already: keep it
+            shutil.rmtree(spill, ignore_errors=True)
+    con.execute(f"SET memory_limit = '{PROFILE_MEMORY // 1024**2}MiB'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = {sql_literal(_restorable(str(limit)))}")
+
+
+def _restorable(text: str) -> str:
+    """DuckDB shows its memory limit rounded down to 0.1 of a unit ("2.7 GiB" for 3 GB):
+    setting that text back would lower it a little each time; half a step more keeps it."""
+    number, _, unit = text.strip().partition(" ")
+    try:
+        return f"{float(number) + 0.05:.2f} {unit}" if unit else text
+    except ValueError:
+        return text
+
+
+def _bytes(text: str) -> float:
+    """DuckDB's memory text ("18.8 GiB", "976.5 MiB", "1GB") in bytes (inf when unknown)."""
+    units = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+    units |= {"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
+    number = text.strip().upper()
+    for unit in sorted(units, key=len, reverse=True):
+        if number.endswith(unit):
+            try:
+                return float(number[: -len(unit)].strip()) * units[unit]
+            except ValueError:
+                return math.inf
+    return math.inf
 
 
 def _read_error(name: str, exc: duckdb.Error) -> SourceError:
@@ -305,6 +412,7 @@ def _column(col: Col, rows: int) -> dict[str, Any]:
     if col.base == "boolean":
         entry["trues"] = int(s.get("trues") or 0)
     if col.base == "string":
+        entry["text_checks"] = s.get("text_checks")
         entry["length"] = {
             "min": s.get("len_min"),
             "mean": num(s.get("len_mean"), 3),
@@ -500,7 +608,11 @@ def profile_with_suggestions(sources: SourceSet, name: str) -> dict[str, Any]:
         from . import suggest_cleaning  # type: ignore[attr-defined]
     except ImportError:
         return result
-    found = suggest_cleaning(result, sources)
+    if result.get("truncated"):
+        result["cleaning_suggestions"] = []
+        return result
+    with _bounded_memory(sources.con):
+        found = suggest_cleaning(result, sources, sampled=result["sampled"])
     result["cleaning_suggestions"] = clean_json(
         [s.to_dict() if hasattr(s, "to_dict") else s for s in found]
     )

@@ -86,6 +86,7 @@ class SourceSet:
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self._opened: set[str] = set()
+        self._collected: dict[str, tuple[int, int]] = {}  # collected events: (rows, max id)
 
     def close(self) -> None:
         self.con.close()
@@ -140,6 +141,8 @@ class SourceSet:
                     f"source {name!r} ({source.path}) cannot be read as {fmt}: {_short(exc)}",
                     hint="check the file is complete and the format is right",
                 ) from None
+        elif source.kind == "collected":  # collect-only: the declared columns, no rows
+            self.con.execute(f"CREATE OR REPLACE VIEW {quote(raw)} AS {_empty_select(source)}")
         else:
             table = self._fetch_table(name, source)
             numeric = {f.name for f in table.schema if _is_pg_numeric(f)}
@@ -161,11 +164,47 @@ class SourceSet:
             else:
                 select.append(quote(column))
         body = f"SELECT {', '.join(select)} FROM {quote(raw)}"
+        if source.collect:  # rows POST /v1/events stored (issue 6)
+            body = self._with_collected(name, source, body)
         if self.spec.cleaning:  # recorded row/value fixes wrap the view (issue 3)
             from ._views import apply_view_steps
 
             body = apply_view_steps(self.con, name, source, body, self.spec.cleaning)
         self.con.execute(f"CREATE OR REPLACE VIEW {quote(name)} AS {body}")
+
+    # -- collected events (issue 6) -------------------------------------------------------------
+
+    def _with_collected(self, name: str, source: SourceSpec, body: str) -> str:
+        """``body`` plus the source's collected events from the store's ``events`` table, each
+        payload field cast to the type the column has in ``body``."""
+        types = {row[0]: str(row[1]) for row in self.con.execute(f"DESCRIBE {body}").fetchall()}
+        table = _read_collected(self.spec, self.project_dir, name)
+        ids = table.column("id").to_pylist()
+        self._collected[name] = (len(ids), max(ids) if ids else 0)
+        collected = f"_collected_{name}"
+        self.con.register(collected, table)
+        select = []
+        for column, dtype in types.items():
+            if column == source.entity:
+                expr = f"CAST(entity AS {dtype})"
+            elif column == source.time:
+                expr = f"CAST(time AS {dtype})"
+            else:
+                path = sql_literal('$."' + column.replace('"', '\\"') + '"')
+                expr = f"TRY_CAST(json_extract_string(payload, {path}) AS {dtype})"
+            select.append(f"{expr} AS {quote(column)}")
+        return (
+            f"SELECT * FROM ({body}) UNION ALL SELECT {', '.join(select)} FROM {quote(collected)}"
+        )
+
+    def reload(self, name: str | None = None) -> None:
+        """Register source ``name`` (default: every source opened so far) again, so that its
+        view holds the events collected since it was opened."""
+        for opened in [name] if name is not None else sorted(self._opened):
+            self._opened.discard(opened)
+            self.view(opened)
+
+    # -- end of the collected events block --
 
     def files(self, name: str) -> list[str]:
         source = self.spec.sources[name]
@@ -236,6 +275,8 @@ class SourceSet:
         location = (
             source.path if source.kind == "file" else f"{_hide_password(source.url)}#{source.table}"
         )
+        if source.kind == "collected":
+            location = "collected events (POST /v1/events)"
         try:
             columns = self.check(name)
             rows = self.con.execute(f"SELECT count(*) FROM {quote(name)}").fetchall()[0][0]
@@ -264,6 +305,9 @@ class SourceSet:
             for step in self.spec.cleaning:  # recorded view steps change the view's rows
                 if step.source == name:
                     digest.update(step.model_dump_json().encode())
+            if source.collect:  # the collected events change the data too
+                self.view(name)
+                digest.update(repr(self._collected.get(name)).encode())
             if source.kind == "file":
                 for path in self.files(name):
                     stat = os.stat(path)
@@ -278,6 +322,66 @@ class SourceSet:
                     repr(self.con.execute(f"SELECT {expr} FROM {view}").fetchall()[0]).encode()
                 )
         return digest.hexdigest()[:16]
+
+
+# -- collected events (issue 6) -----------------------------------------------------------------
+
+
+def _empty_select(source: SourceSpec) -> str:
+    """A typed empty relation with the declared columns of a collect-only source."""
+    from ..spec._models import COLUMN_TYPES
+
+    columns = source.columns or {}
+    cols = ", ".join(
+        f"CAST(NULL AS {COLUMN_TYPES[t.lower()]}) AS {quote(c)}" for c, t in columns.items()
+    )
+    return f"SELECT {cols} WHERE false"
+
+
+def _read_collected(spec: Spec, project_dir: Path, name: str) -> pa.Table:
+    """The collected events of source ``name`` from the store (SQLite or PostgreSQL, through
+    SQLAlchemy) as Arrow: id, entity (text), time (naive UTC), payload (JSON text). A store
+    that does not exist yet, or has no ``events`` table yet, has none."""
+    import sqlalchemy as sa
+
+    from ..store import Store
+    from ..store.tables import events
+
+    schema = pa.schema(
+        [
+            ("id", pa.int64()),
+            ("entity", pa.string()),
+            ("time", pa.timestamp("us")),
+            ("payload", pa.string()),
+        ]
+    )
+    store = Store(spec.store, project_dir)
+    try:
+        if store.dialect == "sqlite":
+            database = make_url(store.url).database
+            if not database or not os.path.isfile(database):
+                return schema.empty_table()
+        with store.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("events"):
+                return schema.empty_table()
+            rows = conn.execute(
+                sa.select(
+                    events.c.id, events.c.entity, events.c.time, sa.cast(events.c.payload, sa.Text)
+                )
+                .where(events.c.source == name)
+                .order_by(events.c.id)
+            ).fetchall()
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(
+            f"source {name!r} collects events into the store {store.display_url}, which cannot "
+            f"be read: {_short(getattr(exc, 'orig', None) or exc)}",
+            hint="check that the store (`store:` in cycleml.yaml) is up",
+        ) from None
+    finally:
+        store.dispose()
+    return pa.table(
+        [pa.array([r[i] for r in rows], schema.field(i).type) for i in range(4)], schema=schema
+    )
 
 
 def _adbc_connect(url: str, project_dir: Path):

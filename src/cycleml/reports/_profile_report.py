@@ -59,7 +59,12 @@ def _source(profile: dict[str, Any]) -> dict[str, Any]:
     columns = profile["columns"]
     overview = [
         ("rows", fmt(profile["rows"])),
-        ("columns", fmt(len(columns))),
+        (
+            "columns",
+            f"{fmt(len(columns))} profiled of {fmt(profile['columns_total'])}"
+            if profile.get("truncated")
+            else fmt(len(columns)),
+        ),
         ("shape", profile["shape"]),
         ("duplicate rows", f"{profile['duplicate_rows']} ({profile['duplicate_method']})"),
         ("declared entity / time", f"{fmt(profile['entity'])} / {fmt(profile['time'])}"),
@@ -67,6 +72,11 @@ def _source(profile: dict[str, Any]) -> dict[str, Any]:
         ("time candidates", ", ".join(t["column"] for t in profile["time_candidates"]) or "—"),
         ("empty columns", ", ".join(profile["empty_columns"]) or "—"),
         ("seconds", fmt(profile["seconds"])),
+    ]
+    overview += [("note", note) for note in profile.get("notes", [])]
+    overview += [
+        ("sampled", f"{s['statistic']}: {fmt(s['rows'])} of {fmt(s['of'])} rows ({s['method']})")
+        for s in profile.get("sampled", [])
     ]
     charted = columns[:CHART_COLUMNS]
     missing = None
