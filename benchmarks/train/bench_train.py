@@ -1,11 +1,12 @@
 """Model quality: cycleml's best model vs FLAML AutoML at the same time budget vs LightGBM with
 default parameters, on the same split in the same run, averaged over seeds.
 
-Datasets: breast_cancer, wine (class 0 vs rest), diabetes (regression), the demo churn problem
-(time split) and a 200k-row make_classification set. For every dataset and seed, cycleml's own
-split (the one `cycleml train` makes) decides the rows: FLAML and LightGBM train on cycleml's
-fit + validation rows, cycleml trains on fit (validation picks the model and threshold), and all
-three are scored on the same test rows. Metric: ROC-AUC (binary), R2 (regression).
+Datasets: breast_cancer, wine (class 0 vs rest), wine_multiclass (the three classes), diabetes
+(regression), the demo churn problem (time split) and a 200k-row make_classification set. For
+every dataset and seed, cycleml's own split (the one `cycleml train` makes) decides the rows:
+FLAML and LightGBM train on cycleml's fit + validation rows, cycleml trains on fit (validation
+picks the model and threshold), and all three are scored on the same test rows. Metric: ROC-AUC
+(binary), macro one-vs-rest ROC-AUC (multiclass), R2 (regression).
 
 Usage: python benchmarks/train/bench_train.py [--budget 30] [--seeds 3] [--only NAME,...]
 """
@@ -29,18 +30,19 @@ from sklearn import metrics as skm  # noqa: E402
 from cycleml.features import FeatureColumn  # noqa: E402
 from cycleml.spec import parse_spec  # noqa: E402
 from cycleml.train import make_split, prepare_frame  # noqa: E402
+from cycleml.train._kit import predict_scores  # noqa: E402
 from cycleml.train._trainer import train_candidates  # noqa: E402
 
 THREADS = 2
+_METRICS = {"diabetes": "r2", "wine_multiclass": "roc_auc_ovr"}
 ALGORITHMS = "[baseline, logistic, hist_gradient_boosting, lightgbm]"
 
 
 def _spec(task: str, split: str, seed: int):
-    label = (
-        "{kind: inactivity, source: events, days: 30}"
-        if task == "binary"
-        else "{kind: sum_within, source: events, column: value, days: 30}"
-    )
+    label = {
+        "binary": "{kind: inactivity, source: events, days: 30}",
+        "multiclass": "{kind: column, source: events, column: value}",
+    }.get(task, "{kind: sum_within, source: events, column: value, days: 30}")
     spec = parse_spec(
         f"""\
 spec_version: 1
@@ -53,7 +55,7 @@ problems:
     task: {task}
     label: {label}
     cutoffs: {{every: 7d, start: 2024-01-01}}
-    metric: {{name: {"roc_auc" if task == "binary" else "r2"}}}
+    metric: {{name: {"r2" if task == "regression" else "roc_auc"}}}
     features: [g]
 features:
   g: {{source: events, windows: [7d], aggregate: {{count: "*"}}}}
@@ -80,6 +82,9 @@ def load(name: str):
     if name == "wine":
         d = skd.load_wine()
         return (*_sk_frame(d.data, (d.target == 0).astype(int)), "binary", "stratified", 0)
+    if name == "wine_multiclass":
+        d = skd.load_wine()
+        return (*_sk_frame(d.data, d.target), "multiclass", "stratified", 0)
     if name == "diabetes":
         d = skd.load_diabetes()
         return (*_sk_frame(d.data, d.target), "regression", "random", 0)
@@ -105,7 +110,13 @@ def load(name: str):
 
 
 def _metric(task, y, pred) -> float:
+    if task == "multiclass":
+        return float(skm.roc_auc_score(y, pred, multi_class="ovr"))
     return float(skm.roc_auc_score(y, pred) if task == "binary" else skm.r2_score(y, pred))
+
+
+def _proba(model, x, task):
+    return model.predict_proba(x) if task == "multiclass" else model.predict_proba(x)[:, 1]
 
 
 def _anchor_x(frame: pd.DataFrame, columns: list[FeatureColumn]) -> pd.DataFrame:
@@ -124,10 +135,10 @@ def run_one(name, frame, columns, task, method, horizon, seed, budget) -> dict:
         test_size=training.test_size,
         horizon_days=horizon,
         seed=seed,
-        classify=task == "binary",
+        classify=task != "regression",
     )
     train_rows = np.sort(np.concatenate([split.fit, split.valid]))
-    y = frame["label"].to_numpy().astype(int if task == "binary" else float)
+    y = frame["label"].to_numpy().astype(float if task == "regression" else int)
     y_test = y[split.test]
     out = {"dataset": name, "seed": seed, "rows": len(frame), "test_rows": len(split.test)}
 
@@ -138,8 +149,8 @@ def run_one(name, frame, columns, task, method, horizon, seed, budget) -> dict:
     out["cycleml_s"] = time.perf_counter() - t0
     test = prepare_frame(frame.iloc[split.test], columns)
     pred = (
-        result.pipeline.predict_proba(test)[:, 1]
-        if task == "binary"
+        predict_scores(result.pipeline, test, task, len(result.classes or []))
+        if task != "regression"
         else result.pipeline.predict(test)
     )
     out["cycleml"] = _metric(task, y_test, pred)
@@ -155,8 +166,8 @@ def run_one(name, frame, columns, task, method, horizon, seed, budget) -> dict:
     automl.fit(
         x.iloc[train_rows],
         y[train_rows],
-        task="classification" if task == "binary" else "regression",
-        metric="roc_auc" if task == "binary" else "r2",
+        task="regression" if task == "regression" else "classification",
+        metric={"binary": "roc_auc", "multiclass": "roc_auc_ovr"}.get(task, "r2"),
         time_budget=budget,
         seed=seed,
         n_jobs=THREADS,
@@ -164,8 +175,8 @@ def run_one(name, frame, columns, task, method, horizon, seed, budget) -> dict:
     )
     out["flaml_s"] = time.perf_counter() - t0
     pred = (
-        automl.predict_proba(x.iloc[split.test])[:, 1]
-        if task == "binary"
+        _proba(automl, x.iloc[split.test], task)
+        if task != "regression"
         else automl.predict(x.iloc[split.test])
     )
     out["flaml"] = _metric(task, y_test, pred)
@@ -173,14 +184,14 @@ def run_one(name, frame, columns, task, method, horizon, seed, budget) -> dict:
 
     from lightgbm import LGBMClassifier, LGBMRegressor
 
-    cls = LGBMClassifier if task == "binary" else LGBMRegressor
+    cls = LGBMRegressor if task == "regression" else LGBMClassifier
     model = cls(random_state=seed, n_jobs=THREADS, verbose=-1)
     t0 = time.perf_counter()
     model.fit(x.iloc[train_rows], y[train_rows])
     out["lgbm_s"] = time.perf_counter() - t0
     pred = (
-        model.predict_proba(x.iloc[split.test])[:, 1]
-        if task == "binary"
+        _proba(model, x.iloc[split.test], task)
+        if task != "regression"
         else model.predict(x.iloc[split.test])
     )
     out["lgbm"] = _metric(task, y_test, pred)
@@ -191,7 +202,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=float, default=30)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--only", default="breast_cancer,wine,diabetes,demo_churn,synthetic_200k")
+    parser.add_argument(
+        "--only", default="breast_cancer,wine,wine_multiclass,diabetes,demo_churn,synthetic_200k"
+    )
     args = parser.parse_args()
     print(
         f"threads per learner: {THREADS}; nproc {os.cpu_count()}; budget {args.budget:g} s; "
@@ -211,7 +224,7 @@ def main() -> None:
             )
     table = pd.DataFrame(rows)
     summary = table.groupby("dataset", sort=False).agg(
-        metric=("dataset", lambda s: "r2" if s.iloc[0] == "diabetes" else "roc_auc"),
+        metric=("dataset", lambda s: _METRICS.get(s.iloc[0], "roc_auc")),
         rows=("rows", "first"),
         cycleml=("cycleml", "mean"),
         flaml=("flaml", "mean"),

@@ -133,20 +133,45 @@ def models_list(
     if as_json:
         _print_json([v.to_dict() for v in versions])
         return
-    table = Table("model", "stage", "algorithm", "roc_auc", "recall", "dataset", "created")
+    table = Table("model", "stage", "algorithm", "metric", "second", "dataset", "created")
     for v in versions:
+        first, second = _two_metrics(v.metrics)
         table.add_row(
             v.name,
             v.stage,
             v.algorithm,
-            _short(v.metrics.get("roc_auc")),
-            _short(v.metrics.get("recall")),
+            first,
+            second,
             v.dataset_version_id,
             f"{v.created_at:%Y-%m-%d %H:%M}",
         )
     out.print(table)
     if not versions:
         out.print("no models yet: run `cycleml train PROBLEM`")
+
+
+# The two figures `models list` shows, by the metrics a task has (first match wins).
+_LIST_METRICS = (
+    ("roc_auc", "recall"),
+    ("accuracy", "f1_macro"),
+    ("r2", "mae"),
+    ("mae", "rmse"),
+)
+
+
+def _two_metrics(metrics: dict) -> tuple[str, str]:
+    ranked = sorted(k for k in metrics if k.startswith(("ndcg@", "map@")))
+    if ranked:
+        pairs = [(ranked[0], ranked[1] if len(ranked) > 1 else "")]
+    else:
+        pairs = [p for p in _LIST_METRICS if p[0] in metrics]
+    if not pairs:
+        return "", ""
+    a, b = pairs[0]
+    return (
+        f"{a} {_short(metrics.get(a))}",
+        f"{b} {_short(metrics.get(b))}" if b and b in metrics else "",
+    )
 
 
 @models_app.command("show")

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 
 from ..features import LABEL_COLUMN
-from ..train import classification_metrics, regression_metrics
+from ..train import TaskKit
+from ..train._kit import HORIZON_COLUMN, class_codes
+from ..train._ranking import GROUP_COLUMN
 from ._bundle import ModelBundle
 from ._registry import ModelVersion
 
@@ -17,19 +19,35 @@ def score_on(
     *,
     key: str,
     higher: bool,
+    k: int = 10,
 ) -> list[dict]:
-    """Each version's metrics on ``test`` (rows with the label and the features), with its own
-    saved threshold, ordered as given; ``value`` is the selection metric ``key``."""
-    y = test[LABEL_COLUMN].to_numpy()
+    """Each version's metrics on ``test`` (rows with the label and the model's inputs), with
+    its own saved threshold, ordered as given; ``value`` is the selection metric ``key``
+    (ranking: NDCG@``k`` or MAP@``k`` over the test rows' groups)."""
+    rows = np.arange(len(test))
     out = []
     for mv, bundle in versions:
-        scores = bundle.score(test)
-        if bundle.task == "binary":
-            metrics = classification_metrics(
-                y.astype(int), scores, bundle.threshold if bundle.threshold is not None else 0.5
-            )
+        task = bundle.task
+        label = test[LABEL_COLUMN]
+        classes = list(bundle.classes or []) if task == "multiclass" else None
+        if task == "multiclass":
+            y = class_codes(label, classes)
+            scores = bundle.probabilities(test).to_numpy()
         else:
-            metrics = regression_metrics(y.astype(float), scores)
+            y = label.to_numpy().astype(int if task in ("binary", "ranking") else float)
+            scores = bundle.score(test)
+        kit = TaskKit(
+            task,
+            key,
+            higher,
+            test,
+            y,
+            classes=classes,
+            groups=test[GROUP_COLUMN].to_numpy() if task == "ranking" else None,
+            horizons=test[HORIZON_COLUMN].to_numpy() if HORIZON_COLUMN in test else None,
+            k=k,
+        )
+        metrics = kit.metrics(rows, scores, bundle.threshold if task == "binary" else None)
         metrics.pop("calibration", None)
         out.append(
             {

@@ -68,7 +68,21 @@ def _figures(data: dict) -> list[tuple[str, object]]:
             **layout,
         )
         figs.append(("Calibration", fig))
-    if metrics.get("confusion"):
+    if metrics.get("confusion") and "matrix" in metrics["confusion"]:
+        c = metrics["confusion"]  # multiclass: labels and a matrix (rows: actual)
+        fig = go.Figure(
+            go.Heatmap(
+                z=c["matrix"],
+                x=[f"predicted {v}" for v in c["labels"]],
+                y=[f"actual {v}" for v in c["labels"]],
+                text=c["matrix"],
+                texttemplate="%{text}",
+                colorscale="Blues",
+            )
+        )
+        fig.update_layout(title="Confusion matrix (test)", **layout)
+        figs.append(("Confusion matrix", fig))
+    elif metrics.get("confusion"):
         c = metrics["confusion"]
         fig = go.Figure(
             go.Heatmap(
@@ -165,6 +179,13 @@ def write_train_report(path: Path, data: dict) -> Path:
         f"<p>{html.escape(data.get('threshold_note') or '')}</p>",
         _table(flat),
     ]
+    if data["metrics"].get("per_class"):
+        parts += [
+            "<h2>Per class (test)</h2>",
+            _table([{"class": k, **v} for k, v in data["metrics"]["per_class"].items()]),
+        ]
+    if data["metrics"].get("by_horizon"):
+        parts += ["<h2>Per horizon (test)</h2>", _table(data["metrics"]["by_horizon"])]
     if data.get("segments"):
         parts += [
             "<h2>Per segment (test)</h2>",

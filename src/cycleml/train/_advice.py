@@ -17,10 +17,20 @@ from ._tune import fit_quietly, predict_scores, score
 _SCORERS = {"roc_auc": "roc_auc", "pr_auc": "average_precision", "r2": "r2"}
 _SCORERS |= {"mae": "neg_mean_absolute_error", "rmse": "neg_root_mean_squared_error"}
 MAX_IMPORTANCE_ROWS = 2000
+_UNIT_KEYS = ("roc_auc", "pr_auc", "r2", "roc_auc_ovr", "accuracy", "f1_macro")
 
 
 def _suggestion(id: str, title: str, evidence: dict, action: str) -> dict:
     return {"id": id, "title": title, "evidence": evidence, "action": action}
+
+
+def _scorer(key: str, task: str, n_classes: int):
+    """A scikit-learn scoring callable for a selection key without a named scorer."""
+
+    def scoring(estimator, x, y) -> float:
+        return score(key, y, predict_scores(estimator, x, task, n_classes))
+
+    return scoring
 
 
 def importance(
@@ -31,6 +41,8 @@ def importance(
     names: list[str],
     seed: int,
     time_left: float = float("inf"),
+    task: str = "",
+    n_classes: int = 0,
 ) -> list[dict]:
     """Permutation importance of each feature on (up to 2000 rows of) the validation split,
     in units of the selection metric (higher = the metric drops more when shuffled). Three
@@ -50,7 +62,7 @@ def importance(
             pipe,
             x_valid[names],
             y_valid,
-            scoring=_SCORERS[key],
+            scoring=_SCORERS[key] if key in _SCORERS else _scorer(key, task, n_classes),
             n_repeats=repeats,
             random_state=seed,
             n_jobs=1,
@@ -63,7 +75,7 @@ def importance(
 
 
 def learning_curve(
-    pipe, x_fit, y_fit, x_valid, y_valid, *, task: str, key: str, seed: int
+    pipe, x_fit, y_fit, x_valid, y_valid, *, task: str, key: str, seed: int, n_classes: int = 0
 ) -> list[dict]:
     """The validation metric after training on 25, 50, 75 and 100% of the fit split."""
     rng = np.random.default_rng(seed)
@@ -72,10 +84,10 @@ def learning_curve(
     for share in (0.25, 0.5, 0.75, 1.0):
         rows = np.sort(order[: max(2, int(len(order) * share))])
         y_part = y_fit[rows]
-        if task == "binary" and len(np.unique(y_part)) < 2:
+        if task in ("binary", "multiclass") and len(np.unique(y_part)) < 2:
             continue
         model = fit_quietly(clone(pipe), x_fit.iloc[rows], y_part)
-        value = score(key, y_valid, predict_scores(model, x_valid, task))
+        value = score(key, y_valid, predict_scores(model, x_valid, task, n_classes))
         out.append({"share": share, "rows": int(len(rows)), key: value})
     return out
 
@@ -95,6 +107,7 @@ def suggestions(
     fit_seconds: float,
     seed: int,
     time_left: float,
+    n_classes: int = 0,
 ) -> tuple[list[dict], dict]:
     """(suggestions, evidence charts: importance and learning curve)."""
     out: list[dict] = []
@@ -102,14 +115,16 @@ def suggestions(
     charts: dict = {}
     if time_left <= 0:
         charts["skipped"] = "learning curve (the time budget was used up)"
-    two_classes = task != "binary" or len(np.unique(y_valid)) == 2
+    two_classes = task not in ("binary", "multiclass") or len(np.unique(y_valid)) >= 2
 
     # overfitting: the metric on the rows the model was fitted on vs the test split
-    train_value = score(key, y_fit, predict_scores(pipe, x_fit, task)) if two_classes else None
+    train_value = (
+        score(key, y_fit, predict_scores(pipe, x_fit, task, n_classes)) if two_classes else None
+    )
     test_value = test_metrics.get(key)
     if train_value is not None and test_value is not None:
         gap = (train_value - test_value) if higher else (test_value - train_value)
-        scale = 1.0 if key in ("roc_auc", "pr_auc", "r2") else max(abs(test_value), 1e-12)
+        scale = 1.0 if key in _UNIT_KEYS else max(abs(test_value), 1e-12)
         charts["overfit"] = {"train": train_value, "test": test_value, "gap": gap}
         if gap / scale > 0.05:
             out.append(
@@ -124,12 +139,14 @@ def suggestions(
 
     # learning curve: would more data help? (skipped when the budget has no time left for it)
     if two_classes and fit_seconds * 2 < time_left - (time.perf_counter() - t_start):
-        curve = learning_curve(pipe, x_fit, y_fit, x_valid, y_valid, task=task, key=key, seed=seed)
+        curve = learning_curve(
+            pipe, x_fit, y_fit, x_valid, y_valid, task=task, key=key, seed=seed, n_classes=n_classes
+        )
         charts["learning_curve"] = curve
         if len(curve) >= 2:
             last, before = curve[-1][key], curve[-2][key]
             gain = (last - before) if higher else (before - last)
-            scale = 1.0 if key in ("roc_auc", "pr_auc", "r2") else max(abs(last), 1e-12)
+            scale = 1.0 if key in _UNIT_KEYS else max(abs(last), 1e-12)
             if gain / scale > 0.005:
                 out.append(
                     _suggestion(
@@ -145,7 +162,15 @@ def suggestions(
     if two_classes:
         started = time.perf_counter()
         rows = importance(
-            pipe, x_valid, y_valid, key, names, seed, time_left - (time.perf_counter() - t_start)
+            pipe,
+            x_valid,
+            y_valid,
+            key,
+            names,
+            seed,
+            time_left - (time.perf_counter() - t_start),
+            task=task,
+            n_classes=n_classes,
         )
         charts["importance"] = rows
         charts["importance_seconds"] = round(time.perf_counter() - started, 3)
@@ -229,3 +254,67 @@ def _single_feature_auc(x: pd.DataFrame, y: np.ndarray, names: list[str]) -> dic
         auc = float(skm.roc_auc_score(y, filled))
         out[name] = max(auc, 1 - auc)
     return out
+
+
+def ranking_suggestions(
+    pipe, kit, rows: np.ndarray, names: list[str], seed: int, time_left: float
+) -> tuple[list[dict], dict]:
+    """Ranking: permutation importance of each input on (up to 2000 rows of whole groups of)
+    the validation split, in NDCG@k / MAP@k, and the weak-feature suggestion."""
+    from ._ranking import group_bounds
+
+    bounds = group_bounds(kit.groups[rows])
+    keep = bounds[bounds <= MAX_IMPORTANCE_ROWS].max()
+    rows = rows[: max(keep, bounds[1] if len(bounds) > 1 else len(rows))]
+    charts: dict = {}
+    if not kit.scorable(rows) or time_left <= 0:
+        charts["skipped"] = "importance (no click in the validation rows, or no time left)"
+        return [], charts
+
+    def scoring(estimator, x, _y) -> float:
+        value = kit.value(rows, predict_scores(estimator, x, "ranking"))
+        return float("nan") if value is None else value
+
+    started = time.perf_counter()
+    x = kit.x.iloc[rows][names]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        scoring(pipe, x, None)
+    per_call = time.perf_counter() - started
+    repeats = int(min(3, (time_left - per_call) // max(per_call * len(names), 1e-9)))
+    if repeats < 1:
+        charts["skipped"] = "importance (the time budget was used up)"
+        return [], charts
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        result = permutation_importance(
+            pipe,
+            x,
+            kit.y[rows],
+            scoring=scoring,
+            n_repeats=repeats,
+            random_state=seed,
+            n_jobs=1,
+        )
+    importance_rows = sorted(
+        (
+            {"feature": n, "importance": float(m), "std": float(s)}
+            for n, m, s in zip(names, result.importances_mean, result.importances_std, strict=True)
+        ),
+        key=lambda r: -r["importance"],
+    )
+    charts["importance"] = importance_rows
+    charts["importance_seconds"] = round(time.perf_counter() - started, 3)
+    out = []
+    weak = [r["feature"] for r in importance_rows if r["importance"] <= 0]
+    if weak and len(weak) < len(importance_rows):
+        out.append(
+            _suggestion(
+                "weak_features",
+                f"{len(weak)} input(s) do not help the ranking on validation",
+                {"features": weak[:20]},
+                "features of the entity alone cannot order the items shown to it: add features "
+                "of the item (join an item table), or remove these from the feature groups",
+            )
+        )
+    return out, charts

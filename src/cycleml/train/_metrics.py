@@ -91,7 +91,12 @@ def curves(y_true: np.ndarray, score: np.ndarray, points: int = 200) -> dict:
 
 
 def segment_metrics(
-    segments: np.ndarray, y_true: np.ndarray, score: np.ndarray, task: str, threshold: float | None
+    segments: np.ndarray,
+    y_true: np.ndarray,
+    score: np.ndarray,
+    task: str,
+    threshold: float | None,
+    classes: list | None = None,
 ) -> list[dict]:
     """The test metrics again for each value of the segment column (missing values as None)."""
     segments = np.asarray(segments, dtype=object)
@@ -101,6 +106,8 @@ def segment_metrics(
         mask = np.array([k == value if value is not None else k is None for k in keys])
         if task == "binary":
             m = classification_metrics(y_true[mask], score[mask], threshold or 0.5)
+        elif task == "multiclass":
+            m = multiclass_metrics(y_true[mask], score[mask], classes or [])
         else:
             m = regression_metrics(y_true[mask], score[mask])
         out.append({"segment": None if value is None else str(value), **m})
@@ -139,3 +146,56 @@ def choose_threshold(
     if goal is not None and metric in ("recall", "precision"):
         note += f" (the {metric} goal {goal:g} cannot be reached)"
     return float(thresholds[best]), note
+
+
+# -- multiclass ---------------------------------------------------------------------------------
+
+
+def ovr_roc_auc(y_true: np.ndarray, proba: np.ndarray) -> float | None:
+    """Macro one-vs-rest ROC-AUC over the classes that occur (with some other class) in
+    ``y_true``: scikit-learn's ``roc_auc_score(multi_class="ovr")`` when every class occurs."""
+    y_true = np.asarray(y_true).astype(int)
+    values = [
+        skm.roc_auc_score(y_true == c, proba[:, c])
+        for c in range(proba.shape[1])
+        if 0 < (y_true == c).sum() < len(y_true)
+    ]
+    return float(np.mean(values)) if values else None
+
+
+def multiclass_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list) -> dict:
+    """Metrics of class probabilities ``proba`` (one column per class code 0..K-1) against class
+    codes ``y_true``; ``classes`` names the codes (the class values as in the data)."""
+    y_true = np.asarray(y_true).astype(int)
+    codes = list(range(len(classes)))
+    predicted = np.argmax(proba, axis=1)
+    clipped = np.clip(proba, 1e-15, 1.0)
+    clipped = clipped / clipped.sum(axis=1, keepdims=True)
+    precision, recall, _, support = skm.precision_recall_fscore_support(
+        y_true, predicted, labels=codes, zero_division=0
+    )
+    return {
+        "rows": int(len(y_true)),
+        "classes": len(classes),
+        "accuracy": float(skm.accuracy_score(y_true, predicted)),
+        "f1_macro": float(
+            skm.f1_score(y_true, predicted, labels=codes, average="macro", zero_division=0)
+        ),
+        "f1_weighted": float(
+            skm.f1_score(y_true, predicted, labels=codes, average="weighted", zero_division=0)
+        ),
+        "roc_auc_ovr": ovr_roc_auc(y_true, proba),
+        "log_loss": float(skm.log_loss(y_true, clipped, labels=codes)) if len(y_true) else None,
+        "confusion": {
+            "labels": [str(c) for c in classes],
+            "matrix": skm.confusion_matrix(y_true, predicted, labels=codes).tolist(),
+        },
+        "per_class": {
+            str(c): {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "support": int(support[i]),
+            }
+            for i, c in enumerate(classes)
+        },
+    }

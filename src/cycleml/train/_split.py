@@ -139,7 +139,7 @@ def cv_folds(
         out = []
         for i in range(1, len(chunks)):
             start = chunks[i][0]
-            train_cut = cutoffs[(cutoffs + gap <= start)]
+            train_cut = cutoffs[(cutoffs + gap <= start) & (cutoffs < start)]
             tr = rows[np.isin(as_of, train_cut)]
             va = rows[np.isin(as_of, chunks[i])]
             if len(tr) and len(va):

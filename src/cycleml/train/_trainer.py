@@ -13,17 +13,14 @@ from sklearn.pipeline import Pipeline
 from ..errors import DataError, ModelError
 from ..features import LABEL_COLUMN, FeatureColumn
 from ..spec import ProblemSpec, TrainingSpec
-from ._advice import suggestions
+from ._advice import ranking_suggestions, suggestions
 from ._candidates import TUNABLE, make_pipeline_for
-from ._metrics import (
-    choose_threshold,
-    classification_metrics,
-    curves,
-    regression_metrics,
-    segment_metrics,
-)
-from ._split import cv_folds, make_split
-from ._tune import TrialCallback, fit_quietly, predict_scores, tune
+from ._items import ITEM_GROUP
+from ._kit import HORIZON_COLUMN, TaskKit, class_codes, class_values, selection_key
+from ._metrics import choose_threshold, curves, segment_metrics
+from ._ranking import GROUP_COLUMN, ranking_key, ranking_split
+from ._split import Split, cv_folds, make_split
+from ._tune import TrialCallback, tune
 
 Progress = Callable[[str], None]
 
@@ -47,26 +44,137 @@ class TrainResult:
     suggestions: list[dict] = field(default_factory=list)
     charts: dict = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
+    columns: list[FeatureColumn] = field(default_factory=list)  # the model's input columns
+    classes: list | None = None  # multiclass: the class values, in class-code order
 
 
 def prepare_frame(frame: pd.DataFrame, columns: list[FeatureColumn]) -> pd.DataFrame:
-    """The model's input frame: numbers as float, categories as Python strings (or None)."""
-    out = pd.DataFrame(index=frame.index)
+    """The model's input frame: numbers as float, categories as Python strings (or None).
+
+    Built column by column as numpy arrays and assembled once: this runs on every online
+    request, where per-column pandas assignments cost more than the model itself."""
+    n = len(frame)
+    data: dict[str, np.ndarray] = {}
     for col in columns:
-        values = frame[col.name] if col.name in frame else pd.Series(None, index=frame.index)
+        values = frame.get(col.name)
         if col.kind == "number":
-            out[col.name] = pd.to_numeric(values, errors="coerce").astype("float64")
+            if values is None:
+                data[col.name] = np.full(n, np.nan)
+            elif values.dtype.kind in "fiub":
+                data[col.name] = values.to_numpy(dtype="float64", na_value=np.nan)
+            else:
+                numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+                data[col.name] = numbers.to_numpy()
         else:
-            out[col.name] = (
-                values.astype(object)
-                .where(values.notna(), None)
-                .map(lambda v: v if v is None else str(v))
-            )
-    return out
+            out = np.full(n, None, dtype=object)
+            if values is not None:
+                missing = values.isna().to_numpy()
+                raw = values.to_numpy(dtype=object)
+                for i in range(n):
+                    if not missing[i]:
+                        out[i] = str(raw[i])
+            data[col.name] = out
+    return pd.DataFrame(data, index=frame.index, columns=[c.name for c in columns])
 
 
 DEFAULT_MAX_BUDGET = 60.0
 MIN_AUTO_BUDGET = 5.0
+TASKS = ("binary", "multiclass", "regression", "ranking", "forecast")
+
+
+def _check_label(frame: pd.DataFrame, task: str) -> None:
+    y_all = frame[LABEL_COLUMN]
+    if y_all.isna().any():
+        raise DataError(
+            f"the label has {int(y_all.isna().sum())} missing value(s)",
+            hint="filter them out in the source, or fix the label definition",
+        )
+    if task in ("binary", "multiclass", "ranking") and y_all.nunique() < 2:
+        raise DataError(
+            f"the label has one class only ({y_all.iloc[0]} in all {len(y_all)} rows)",
+            hint="check the label definition and the cutoffs: a model needs both outcomes"
+            if task != "multiclass"
+            else "a multiclass label needs at least two classes",
+        )
+    if task == "binary" and y_all.nunique() > 2:
+        raise DataError(
+            f"a binary label has {y_all.nunique()} distinct values",
+            hint="use task: multiclass for more than two classes",
+        )
+    if task in ("regression", "forecast"):
+        numbers = pd.to_numeric(y_all, errors="coerce")
+        if numbers.isna().any():
+            raise DataError(
+                f"a {task} label must be numeric; {int(numbers.isna().sum())} value(s) are not "
+                f"(e.g. {y_all[numbers.isna()].iloc[0]!r})",
+                hint="use task: multiclass for a label of categories",
+            )
+
+
+def _item_column(frame: pd.DataFrame, problem: ProblemSpec, task: str) -> FeatureColumn | None:
+    """The identity column a ranking (the item) or forecast (the entity) model learns from."""
+    if task == "ranking":
+        name = getattr(problem.label, "item", None)
+    elif task == "forecast":
+        name = problem.entity
+    else:
+        return None
+    if name is None or name not in frame.columns:
+        raise DataError(
+            f"the {task} dataset has no {name!r} column",
+            hint="rebuild the dataset with `cycleml dataset build`",
+        )
+    return FeatureColumn(name, ITEM_GROUP, "category")
+
+
+def _drop_single_groups(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    sizes = frame.groupby(GROUP_COLUMN, sort=False)[GROUP_COLUMN].transform("size")
+    single = int((sizes == 1).sum())
+    if single == len(frame):
+        raise DataError(
+            f"every group of impressions holds one item only ({single} groups): there is "
+            "nothing to rank within a group",
+            hint="give the click label a `group:` column that ties impressions shown together "
+            "(a list or page id), or leave it out to group by entity and impression time",
+        )
+    if single:
+        notes.append(f"left out {single} group(s) with one item only: nothing to rank within them")
+        frame = frame[sizes.to_numpy() > 1].reset_index(drop=True)
+    return frame
+
+
+def split_for(
+    frame: pd.DataFrame, problem: ProblemSpec, training: TrainingSpec, horizon_days: int
+) -> Split:
+    """The train / validation / test split training makes for ``problem`` (and that model
+    comparison reuses for its test rows)."""
+    task = problem.task
+    if task == "ranking":
+        return ranking_split(frame, test_size=training.test_size, horizon_days=horizon_days)
+    method = training.split
+    if task == "forecast" and method in ("stratified", "group"):
+        method = "time"
+    return make_split(
+        frame,
+        method=method,
+        test_size=training.test_size,
+        horizon_days=horizon_days,
+        seed=training.seed,
+        classify=task in ("binary", "multiclass"),
+    )
+
+
+def prepare_training_frame(frame: pd.DataFrame, problem: ProblemSpec) -> tuple[pd.DataFrame, list]:
+    """The rows training (and comparison) use: ranking drops one-item groups."""
+    notes: list[str] = []
+    if problem.task == "ranking":
+        if GROUP_COLUMN not in frame.columns:
+            raise DataError(
+                "the ranking dataset has no group column",
+                hint="rebuild the dataset with `cycleml dataset build`",
+            )
+        frame = _drop_single_groups(frame, notes)
+    return frame, notes
 
 
 def train_candidates(
@@ -79,58 +187,54 @@ def train_candidates(
     progress: Progress | None = None,
     budget: float | None = None,
     on_trial: TrialCallback | None = None,
+    cleaning=None,
 ) -> TrainResult:
     """Train every candidate on the fit split, tune the best with Optuna until the budget
     (seconds: ``budget``, else ``training.tune.timeout``, else picked from the data size, at most
-    60 s) runs out, pick the best on validation, and report all of them on the test split."""
+    60 s) runs out, pick the best on validation, and report all of them on the test split.
+
+    ``cleaning`` maps feature names to their recorded learned cleaning steps (see
+    :func:`cycleml.data._learned.resolve_learned`); None uses the steps set for the run.
+    Ranking adds the item column and forecast the entity column to the model's inputs (as
+    learned per-item statistics): ``TrainResult.columns`` lists the inputs the model needs."""
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     budget = budget if budget is not None else training.tune.timeout
     auto_budget = budget is None
     deadline = started + (DEFAULT_MAX_BUDGET if auto_budget else float(budget))
     task = problem.task
-    if task not in ("binary", "regression"):
-        raise ModelError(
-            f"task {task!r} does not train yet in this version (binary and regression do)",
-            hint="its dataset builds with `cycleml dataset build`; ranking and forecast models "
-            "come in a later version",
-        )
+    if task not in TASKS:
+        raise ModelError(f"task {task!r} does not train", hint=f"tasks: {', '.join(TASKS)}")
     classify = task == "binary"
-    y_all = frame[LABEL_COLUMN]
-    if y_all.isna().any():
-        raise DataError(
-            f"the label has {int(y_all.isna().sum())} missing value(s)",
-            hint="filter them out in the source, or fix the label definition",
-        )
-    if classify and y_all.nunique() < 2:
-        raise DataError(
-            f"the label has one class only ({y_all.iloc[0]} in all {len(y_all)} rows)",
-            hint="check the label definition and the cutoffs: a model needs both outcomes",
-        )
+    if len(frame) == 0:
+        raise DataError("the dataset has no rows", hint="check the label and the cutoffs")
+    _check_label(frame, task)
     if training.segment and training.segment not in frame.columns:
         raise DataError(
             f"training.segment names column {training.segment!r}, which is not in the dataset",
             hint="name a feature column or the entity column; "
             f"columns: {', '.join(map(str, frame.columns[:20]))}",
         )
-    split = make_split(
-        frame,
-        method=training.split,
-        test_size=training.test_size,
-        horizon_days=horizon_days,
-        seed=training.seed,
-        classify=classify,
-    )
+    frame, notes = prepare_training_frame(frame, problem)
+    item = _item_column(frame, problem, task)
+    model_columns = list(columns) + ([item] if item is not None else [])
+    split = split_for(frame, problem, training, horizon_days)
     for part in ("fit", "valid", "test"):
         if len(getattr(split, part)) == 0:
             raise DataError(
                 f"the {part} split is empty ({split.sizes()})",
                 hint="build a dataset with more cutoffs or entities",
             )
-    x_all = prepare_frame(frame, columns)
-    y = y_all.to_numpy()
-    y = y.astype(int) if classify else y.astype(float)
-    notes = list(split.notes)
+    notes += list(split.notes)
+    x_all = prepare_frame(frame, model_columns)
+    classes = None
+    if task == "multiclass":
+        classes = class_values(frame[LABEL_COLUMN])
+        y = class_codes(frame[LABEL_COLUMN], classes)
+    elif task in ("binary", "ranking"):
+        y = frame[LABEL_COLUMN].to_numpy().astype(int)
+    else:
+        y = pd.to_numeric(frame[LABEL_COLUMN]).to_numpy(dtype=float)
     constant = [c.name for c in columns if x_all[c.name].iloc[split.fit].nunique(dropna=False) <= 1]
     if constant:
         notes.append(
@@ -143,38 +247,61 @@ def train_candidates(
             "every feature is constant in the training rows",
             hint="check the feature definitions and the cutoffs: nothing varies to learn from",
         )
+    fit_columns = columns + ([item] if item is not None else [])
     x_fit, y_fit = x_all.iloc[split.fit], y[split.fit]
     x_valid, y_valid = x_all.iloc[split.valid], y[split.valid]
-    x_test, y_test = x_all.iloc[split.test], y[split.test]
-    if classify and len(np.unique(y_fit)) < 2:
+    y_test = y[split.test]
+    if task in ("binary", "multiclass") and len(np.unique(y_fit)) < 2:
         raise DataError(
             "the training split has one class only",
             hint="add cutoffs or entities so both outcomes appear before the test period",
         )
-    key, higher = _selection_key(task, problem.metric.name)
+    if task == "ranking" and not (y_fit > 0).any():
+        raise DataError(
+            "no impression in the training split was clicked",
+            hint="add impressions with clicks before the test period",
+        )
+    key, higher = _selection_key(task, problem.metric)
+    kit = TaskKit(
+        task,
+        key,
+        higher,
+        x_all,
+        y,
+        classes=classes,
+        groups=pd.factorize(frame[GROUP_COLUMN].astype(str))[0] if task == "ranking" else None,
+        horizons=frame[HORIZON_COLUMN].to_numpy() if HORIZON_COLUMN in frame else None,
+        k=ranking_key(problem.metric)[1] if task == "ranking" else 10,
+    )
 
     def evaluate(algorithm: str, pipe: Pipeline, fit_seconds: float) -> dict:
-        valid_score = predict_scores(pipe, x_valid, task)
-        test_score = predict_scores(pipe, x_test, task)
+        valid_score = kit.predict(pipe, split.valid)
+        test_score = kit.predict(pipe, split.test)
+        entry: dict = {"algorithm": algorithm}
         if classify:
             threshold, note = choose_threshold(
                 y_valid, valid_score, problem.metric.name, problem.metric.goal
             )
-            entry = {
-                "algorithm": algorithm,
-                "valid": classification_metrics(y_valid, valid_score, threshold),
-                "test": classification_metrics(y_test, test_score, threshold),
-                "threshold_note": note,
-            }
+            entry["valid"] = kit.metrics(split.valid, valid_score, threshold)
+            entry["test"] = kit.metrics(split.test, test_score, threshold)
+            entry["threshold_note"] = note
         else:
-            entry = {
-                "algorithm": algorithm,
-                "valid": regression_metrics(y_valid, valid_score),
-                "test": regression_metrics(y_test, test_score),
-            }
+            entry["valid"] = kit.metrics(split.valid, valid_score, None)
+            entry["test"] = kit.metrics(split.test, test_score, None)
         entry["fit_seconds"] = round(fit_seconds, 3)
         entry["tuned"] = False
         return entry
+
+    def build(algorithm: str, params: dict | None = None) -> Pipeline:
+        return make_pipeline_for(
+            algorithm,
+            task,
+            fit_columns,
+            seed=training.seed,
+            threads=training.threads,
+            params=params,
+            cleaning=cleaning,
+        )
 
     board: list[dict] = []
     fitted: dict[str, Pipeline] = {}
@@ -184,11 +311,9 @@ def train_candidates(
             skipped.append(algorithm)
             continue
         say(f"training {algorithm}")
-        pipe = make_pipeline_for(
-            algorithm, task, columns, seed=training.seed, threads=training.threads
-        )
+        pipe = build(algorithm)
         t0 = time.perf_counter()
-        fit_quietly(pipe, x_fit, y_fit)
+        kit.fit(pipe, split.fit)
         fitted[algorithm] = pipe
         board.append(evaluate(algorithm, pipe, time.perf_counter() - t0))
     if not any(b["algorithm"] != "baseline" for b in board):
@@ -221,16 +346,20 @@ def train_candidates(
     reserve = min(0.5 * (deadline - started), max(0.15 * (deadline - started), 5 * slowest))
     tune_deadline = deadline - reserve
     if ranked and time.perf_counter() < tune_deadline:
-        train_rows = np.sort(np.concatenate([split.fit, split.valid]))
+        train_rows = np.concatenate([split.fit, split.valid])
+        if task != "ranking":
+            train_rows = np.sort(train_rows)
         folds = cv_folds(
             frame,
             train_rows,
-            method=split.method,
+            method="time" if task == "ranking" else split.method,
             folds=training.cv_folds,
             horizon_days=horizon_days,
             seed=training.seed,
-            classify=classify,
+            classify=task in ("binary", "multiclass"),
         )
+        if task == "ranking":
+            folds = _group_ordered(folds, kit.groups)
         for i, entry in enumerate(ranked):
             algorithm = entry["algorithm"]
             share = (tune_deadline - time.perf_counter()) / (len(ranked) - i)
@@ -238,7 +367,7 @@ def train_candidates(
             result = tune(
                 algorithm,
                 task,
-                columns,
+                fit_columns,
                 x_all,
                 y,
                 folds,
@@ -250,6 +379,8 @@ def train_candidates(
                 trials=training.tune.trials,
                 patience=training.tune.patience,
                 on_trial=on_trial,
+                kit=kit,
+                cleaning=cleaning,
             )
             info = {
                 "algorithm": algorithm,
@@ -262,16 +393,9 @@ def train_candidates(
                 "kept": False,
             }
             if result.params:
-                pipe = make_pipeline_for(
-                    algorithm,
-                    task,
-                    columns,
-                    seed=training.seed,
-                    threads=training.threads,
-                    params=result.params,
-                )
+                pipe = build(algorithm, result.params)
                 t0 = time.perf_counter()
-                fit_quietly(pipe, x_fit, y_fit)
+                kit.fit(pipe, split.fit)
                 tuned = evaluate(algorithm, pipe, time.perf_counter() - t0)
                 if value(tuned) > value(entry):
                     tuned["tuned"] = True
@@ -285,7 +409,11 @@ def train_candidates(
 
     scored = [b for b in board if b["valid"].get(key) is not None]
     if not scored:
-        raise ModelError("no candidate produced a usable validation score")
+        raise ModelError(
+            f"no candidate produced a usable validation {key}",
+            hint="the validation split may hold one class only (or, for ranking, no click): "
+            "add data or lower training.test_size",
+        )
     best = max(scored, key=value)
     for entry in board:
         entry["chosen"] = entry is best
@@ -293,45 +421,67 @@ def train_candidates(
     baseline = next((b for b in board if b["algorithm"] == "baseline"), None)
     if baseline is not None and best is not baseline:
         gain = (
-            best["test"][key] - baseline["test"][key] if best["test"].get(key) is not None else None
+            best["test"][key] - baseline["test"][key]
+            if best["test"].get(key) is not None and baseline["test"].get(key) is not None
+            else None
         )
         if gain is not None:
-            notes.append(f"{best['algorithm']} beats the baseline by {gain:+.3f} {key} on test")
+            ahead = gain > 0 if higher else gain < 0
+            notes.append(
+                f"{best['algorithm']} {'beats' if ahead else 'does not beat'} the baseline on "
+                f"test: {key} {gain:+.3f} (chosen on validation)"
+            )
 
     threshold = best["test"].get("threshold") if classify else None
-    test_score = predict_scores(chosen, x_test, task)
+    test_score = kit.predict(chosen, split.test)
     charts: dict = {}
     if classify:
         charts["curves"] = curves(y_test, test_score)
-    else:
+    elif task in ("regression", "forecast"):
         step = max(1, len(y_test) // 1000)
         charts["residuals"] = {
             "predicted": np.round(test_score[::step], 5).tolist(),
             "residual": np.round((y_test - test_score)[::step], 5).tolist(),
         }
-    segments = (
-        segment_metrics(
-            frame[training.segment].to_numpy()[split.test], y_test, test_score, task, threshold
+    segments: list[dict] = []
+    if training.segment and task == "ranking":
+        notes.append("per-segment metrics are not computed for ranking")
+    elif training.segment:
+        segments = segment_metrics(
+            frame[training.segment].to_numpy()[split.test],
+            y_test,
+            test_score,
+            task,
+            threshold,
+            classes,
         )
-        if training.segment
-        else []
-    )
     say("looking for improvements")
-    advice, evidence = suggestions(
-        pipe=chosen,
-        task=task,
-        key=key,
-        higher=higher,
-        x_fit=x_fit,
-        y_fit=y_fit,
-        x_valid=x_valid,
-        y_valid=y_valid,
-        test_metrics=best["test"],
-        names=[c.name for c in columns],
-        fit_seconds=best["fit_seconds"],
-        seed=training.seed,
-        time_left=deadline - time.perf_counter(),
-    )
+    if task == "ranking":
+        advice, evidence = ranking_suggestions(
+            chosen,
+            kit,
+            split.valid,
+            [c.name for c in fit_columns],
+            training.seed,
+            deadline - time.perf_counter(),
+        )
+    else:
+        advice, evidence = suggestions(
+            pipe=chosen,
+            task=task,
+            key=key,
+            higher=higher,
+            x_fit=x_fit,
+            y_fit=y_fit,
+            x_valid=x_valid,
+            y_valid=y_valid,
+            test_metrics=best["test"],
+            names=[c.name for c in fit_columns],
+            fit_seconds=best["fit_seconds"],
+            seed=training.seed,
+            time_left=deadline - time.perf_counter(),
+            n_classes=len(classes or []),
+        )
     charts.update(evidence)
     elapsed = time.perf_counter() - started
     return TrainResult(
@@ -356,15 +506,21 @@ def train_candidates(
         suggestions=advice,
         charts=charts,
         dropped=constant,
+        columns=model_columns,
+        classes=classes,
     )
 
 
-def _selection_key(task: str, metric: str) -> tuple[str, bool]:
-    if task == "binary":
-        return ("pr_auc", True) if metric == "pr_auc" else ("roc_auc", True)
-    if metric in ("mae", "rmse"):
-        return metric, False
-    return ("r2", True) if metric == "r2" else ("rmse", False)
+def _group_ordered(folds: list, groups: np.ndarray) -> list:
+    """Folds with each side's rows ordered so a group's rows are adjacent (LightGBM ranking)."""
+    out = []
+    for train_rows, valid_rows in folds:
+        out.append(tuple(r[np.argsort(groups[r], kind="stable")] for r in (train_rows, valid_rows)))
+    return out
+
+
+def _selection_key(task: str, metric) -> tuple[str, bool]:
+    return selection_key(task, metric)
 
 
 def _params(pipe: Pipeline) -> dict:

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
 
 from ..features import FeatureColumn
 from ._candidates import make_pipeline_for, search_space
+from ._kit import TaskKit, predict_scores, score
+
+__all__ = ["TuneResult", "fit_quietly", "predict_scores", "score", "tune"]
 
 TrialCallback = Callable[[dict], None]
 
@@ -51,31 +53,81 @@ class TuneResult:
     history: list[dict] = field(default_factory=list)
 
 
-def score(key: str, y_true: np.ndarray, predicted: np.ndarray) -> float:
-    """The selection metric ``key`` of predictions (scores for classifiers)."""
-    if key == "roc_auc":
-        return float(skm.roc_auc_score(y_true, predicted))
-    if key == "pr_auc":
-        return float(skm.average_precision_score(y_true, predicted))
-    if key == "mae":
-        return float(skm.mean_absolute_error(y_true, predicted))
-    if key == "rmse":
-        return float(np.sqrt(skm.mean_squared_error(y_true, predicted)))
-    if key == "r2":
-        return float(skm.r2_score(y_true, predicted))
-    raise ValueError(f"unknown selection metric {key!r}")
-
-
-def predict_scores(pipe, x: pd.DataFrame, task: str) -> np.ndarray:
-    if task == "binary":
-        return pipe.predict_proba(x)[:, 1]
-    return np.asarray(pipe.predict(x), dtype=float)
-
-
-def fit_quietly(pipe, x: pd.DataFrame, y: np.ndarray):
+def fit_quietly(pipe, x: pd.DataFrame, y: np.ndarray, **fit_params):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)
-        pipe.fit(x, y)
+        pipe.fit(x, y, **fit_params)
+    return pipe
+
+
+# LightGBM's own evaluation metric for a selection key, and the sign that turns it into a value
+# in the study's direction (pruning compares trials at the same boosting iteration and fold).
+_LGBM_METRIC = {
+    "roc_auc": ("auc", 1.0),
+    "pr_auc": ("average_precision", 1.0),
+    "rmse": ("rmse", 1.0),
+    "mae": ("l1", 1.0),
+    "r2": ("l2", -1.0),
+    "roc_auc_ovr": ("multi_logloss", -1.0),
+    "accuracy": ("multi_logloss", -1.0),
+    "f1_macro": ("multi_logloss", -1.0),
+}
+REPORT_EVERY = 10  # boosting iterations between two reports to the pruner
+STEPS_PER_FOLD = 100_000  # pruning step = fold * STEPS_PER_FOLD + iteration
+
+
+def pruning_callback(trial, metric: str, sign: float, step_base: int, deadline: float):
+    """A LightGBM callback reporting the validation ``metric`` to the Optuna trial every
+    REPORT_EVERY iterations and stopping the fit (TrialPruned) when the pruner says so or the
+    deadline passes."""
+    import optuna
+
+    def callback(env) -> None:
+        if time.perf_counter() >= deadline:
+            raise optuna.TrialPruned()
+        done = env.iteration + 1
+        if done % REPORT_EVERY:
+            return
+        for _data, name, value, _higher in env.evaluation_result_list:
+            if name.split("@")[0] == metric.split("@")[0]:
+                trial.report(sign * float(value), step_base + done)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+                return
+
+    callback.order = 30  # after LightGBM's own callbacks
+    return callback
+
+
+def _fit_lightgbm_pruned(kit: TaskKit, pipe, train_rows, valid_rows, trial, fold: int, deadline):
+    """Fit a LightGBM pipeline on ``train_rows`` with ``valid_rows`` as its evaluation set, so
+    the pruner sees the validation score while boosting."""
+    from ._ranking import group_sizes
+
+    prepare, model = pipe.steps[0][1], pipe.steps[-1][1]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        x_train = prepare.fit_transform(kit.x.iloc[train_rows], kit.y[train_rows])
+        x_valid = prepare.transform(kit.x.iloc[valid_rows])
+        if kit.task == "ranking":
+            metric, sign = kit.key, 1.0
+            extra = {
+                "group": group_sizes(kit.groups[train_rows]),
+                "eval_group": [group_sizes(kit.groups[valid_rows])],
+                "eval_at": [kit.k],
+            }
+        else:
+            metric, sign = _LGBM_METRIC[kit.key]
+            extra = {}
+        model.fit(
+            x_train,
+            kit.y[train_rows],
+            eval_X=(x_valid,),
+            eval_y=(kit.y[valid_rows],),
+            eval_metric=metric.split("@")[0],
+            callbacks=[pruning_callback(trial, metric, sign, fold * STEPS_PER_FOLD, deadline)],
+            **extra,
+        )
     return pipe
 
 
@@ -95,11 +147,18 @@ def tune(
     trials: int | None = None,
     patience: int | None = None,
     on_trial: TrialCallback | None = None,
+    kit: TaskKit | None = None,
+    cleaning=None,
 ) -> TuneResult:
     """Search ``algorithm``'s parameters until ``deadline`` (a ``time.perf_counter()`` value),
     ``trials`` trials, or ``patience`` trials without improvement. ``x``/``y`` are indexed by
-    the row positions in ``folds``."""
+    the row positions in ``folds``; ``kit`` (default: built from them) says how the task fits
+    and scores rows. LightGBM reports its validation score while boosting, so the median
+    pruner stops poor trials early; other algorithms report the running mean after each fold."""
     import optuna
+
+    if kit is None:
+        kit = TaskKit(task, key, higher, x, y)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
@@ -108,7 +167,11 @@ def tune(
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0),
     )
-    if algorithm in _DEFAULTS:
+    if algorithm == "lightgbm" and task == "ranking":
+        from ._candidates import RANKER_DEFAULTS
+
+        study.enqueue_trial(RANKER_DEFAULTS)
+    elif algorithm in _DEFAULTS:
         study.enqueue_trial(_DEFAULTS[algorithm])
     history: list[dict] = []
 
@@ -118,14 +181,23 @@ def tune(
         for step, (train_rows, valid_rows) in enumerate(folds):
             if time.perf_counter() >= deadline:
                 raise optuna.TrialPruned()  # out of time: this trial does not count
+            if not kit.scorable(valid_rows):
+                continue  # e.g. a fold with one class cannot be scored by AUC
             pipe = make_pipeline_for(
-                algorithm, task, columns, seed=seed, threads=threads, params=params
+                algorithm,
+                task,
+                columns,
+                seed=seed,
+                threads=threads,
+                params=params,
+                cleaning=cleaning,
             )
-            fit_quietly(pipe, x.iloc[train_rows], y[train_rows])
-            y_valid = y[valid_rows]
-            if task == "binary" and len(np.unique(y_valid)) < 2:
-                continue  # a fold with one class cannot be scored by AUC
-            values.append(score(key, y_valid, predict_scores(pipe, x.iloc[valid_rows], task)))
+            if algorithm == "lightgbm":
+                _fit_lightgbm_pruned(kit, pipe, train_rows, valid_rows, trial, step, deadline)
+                values.append(kit.value(valid_rows, kit.predict(pipe, valid_rows)))
+                continue
+            kit.fit(pipe, train_rows)
+            values.append(kit.value(valid_rows, kit.predict(pipe, valid_rows)))
             trial.report(float(np.mean(values)), step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
