@@ -27,7 +27,7 @@ experiments:
     unit: user_id
     variant: variant
     control: {control}
-    weights: {{control: 0.5, treatment: 0.5}}
+    weights: {{{control}: 0.5, treatment: 0.5}}
     metrics:
       converted: {{type: proportion, column: {outcome}}}
       revenue: {{type: mean, column: revenue}}

@@ -182,7 +182,7 @@ def test_simulated_aa_tests_flag_about_alpha() -> None:
 
 
 def test_decision_names_the_winner_with_its_interval() -> None:
-    spec = _spec(weights={"control": 0.5, "treatment": 0.5})
+    spec = _spec(weights={"control": 0.5, "treatment": 0.5}, sequential=False)
     groups = {"control": _rate_group(1000, 10_000), "treatment": _rate_group(1300, 10_000)}
     result = analyze(spec, "checkout", groups)
     treat = next(v for v in result["variants"] if not v["control"])["metrics"]["m"]
@@ -191,10 +191,28 @@ def test_decision_names_the_winner_with_its_interval() -> None:
     low, high = treat["relative_ci_low"], treat["relative_ci_high"]
     assert low < 0.30 < high
     assert result["decision"] == f"treatment wins: m +30.0% (95% CI {low:+.1%} to {high:+.1%})"
+    # reading the always-valid interval (the default) names it and its wider bounds
+    seq = analyze(_spec(weights={"control": 0.5, "treatment": 0.5}), "checkout", groups)
+    s = next(v for v in seq["variants"] if not v["control"])["metrics"]["m"]["sequential"]
+    assert s["relative_ci_low"] < low and s["relative_ci_high"] > high
+    assert seq["decision"] == (
+        f"treatment wins: m +30.0% (95% always-valid CI "
+        f"{s['relative_ci_low']:+.1%} to {s['relative_ci_high']:+.1%})"
+    )
+
+
+def test_decision_waits_when_only_the_fixed_horizon_interval_excludes_zero() -> None:
+    groups = {"control": _rate_group(1000, 10_000), "treatment": _rate_group(1100, 10_000)}
+    fixed = analyze(_spec(sequential=False), "e", groups)
+    always = analyze(_spec(), "e", groups)
+    m = next(v for v in always["variants"] if not v["control"])["metrics"]["m"]
+    assert m["significant"] and not m["sequential"]["significant"]  # p about 0.02
+    assert fixed["decision"].startswith("treatment wins")
+    assert always["decision"].startswith("no detectable difference yet in m; about ")
 
 
 def test_decision_says_loses_for_a_clear_drop_and_waits_when_unclear() -> None:
-    spec = _spec(weights={"control": 0.5, "treatment": 0.5})
+    spec = _spec(weights={"control": 0.5, "treatment": 0.5}, sequential=False)
     worse = analyze(
         spec, "e", {"control": _rate_group(1300, 10_000), "treatment": _rate_group(1000, 10_000)}
     )
@@ -203,7 +221,7 @@ def test_decision_says_loses_for_a_clear_drop_and_waits_when_unclear() -> None:
         spec, "e", {"control": _rate_group(100, 1000), "treatment": _rate_group(105, 1000)}
     )
     assert unclear["decision"].startswith("no detectable difference yet in m")
-    assert "more units per variant" in unclear["decision"]
+    assert "more units needed" in unclear["decision"]
 
 
 def test_decision_stops_on_sample_ratio_mismatch() -> None:

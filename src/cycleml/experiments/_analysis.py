@@ -1,52 +1,96 @@
 """Analysis of an experiment from per-variant sufficient statistics computed in DuckDB.
 
-Rates: two-proportion z-test (pooled standard error for the test, unpooled for the interval).
-Means: Welch's t-test. Sample-ratio mismatch: chi-square goodness of fit against the weights,
-flagged at p < 0.001."""
+One SQL query: per unit (the cluster) the metric values, then per variant counts, sums, sums of
+squares, variances and covariances. Only those leave DuckDB. The tests are in ``_stats``; the
+always-valid intervals in ``_sequential``. Sample-ratio mismatch: chi-square goodness of fit
+against the weights, flagged at p < 0.001."""
 
 from __future__ import annotations
 
 import math
 
 import duckdb
-from scipy import stats
+import numpy as np
+from scipy import optimize, stats
 
 from ..data import SourceSet, quote
 from ..errors import DataError
 from ..spec import ExperimentSpec
+from . import _stats
+from ._sequential import halfwidth
 
 SRM_ALPHA = 0.001
+DECISION_POWER = 0.8
+
+
+def _metric_sql(spec: ExperimentSpec) -> tuple[list[str], list[str]]:
+    """The per-unit select items and the per-variant aggregates of every metric."""
+    inner, outer = [], []
+    event = spec.rows == "event"
+    for i, (name, metric) in enumerate(spec.metrics.items()):
+        col = f"CAST({quote(metric.column)} AS DOUBLE)"
+        x, k = f"x{i}", lambda suffix, name=name: quote(f"{name}__{suffix}")
+        if metric.type == "ratio":
+            den = f"CAST({quote(metric.denominator)} AS DOUBLE)"
+            inner += [f"coalesce(sum({col}), 0) AS x{i}", f"coalesce(sum({den}), 0) AS y{i}"]
+            outer += [
+                f"sum(y{i}) AS {k('den_sum')}",
+                f"var_samp(y{i}) AS {k('den_var')}",
+                f"covar_samp({x}, y{i}) AS {k('xy_cov')}",
+            ]
+        elif metric.type == "proportion":
+            value = f"coalesce(max({col}), 0)" if event else f"max({col})"
+            inner += [f"{value} AS {x}", f"min({col}) AS lo{i}", f"max({col}) AS hi{i}"]
+            outer += [f"min(lo{i}) AS {k('min')}", f"max(hi{i}) AS {k('max')}"]
+        else:
+            value = f"coalesce(sum({col}), 0)" if event else f"sum({col})"
+            inner.append(f"{value} AS {x}")
+        outer += [
+            f"count({x}) AS {k('n')}",
+            f"sum({x}) AS {k('sum')}",
+            # the engine's variance (not a sum of squares: exact where n * mean^2 would cancel)
+            f"var_samp({x}) AS {k('var')}",
+        ]
+        if metric.covariate:
+            cov = f"CAST({quote(metric.covariate)} AS DOUBLE)"
+            inner.append(f"coalesce(max({cov}), 0) AS c{i}")  # no pre-period value counts as 0
+            has_x = f"FILTER (WHERE {x} IS NOT NULL)"
+            outer += [
+                f"sum(c{i}) {has_x} AS {k('c_sum')}",
+                f"var_samp(c{i}) {has_x} AS {k('c_var')}",
+                f"covar_samp({x}, c{i}) AS {k('xc_cov')}",
+            ]
+    return inner, outer
 
 
 def sufficient_stats(sources: SourceSet, spec: ExperimentSpec) -> dict[str, dict]:
-    """Per variant: units, and per metric the sum and sum of squares (only these leave SQL)."""
+    """Per variant: units, rows, and per metric the sufficient statistics (only these leave
+    SQL). Raises DataError for data the analysis cannot use, counting the units concerned."""
     view = sources.view(spec.source)
     columns = sources.check(spec.source)
-    needed = [spec.unit, spec.variant] + [m.column for m in spec.metrics.values()]
-    missing = [c for c in needed if c not in columns]
+    needed = [spec.unit, spec.variant]
+    for m in spec.metrics.values():
+        needed += [c for c in (m.column, m.denominator, m.covariate) if c]
+    missing = [c for c in dict.fromkeys(needed) if c not in columns]
     if missing:
         raise DataError(
             f"experiment source {spec.source!r} lacks column(s) {', '.join(missing)}",
             hint=f"its columns are {', '.join(columns)}",
         )
-    parts = [
-        f"CAST({quote(spec.variant)} AS VARCHAR) AS variant",
-        f"count(DISTINCT {quote(spec.unit)}) AS units",
-        "count(*) AS n_rows",
-    ]
-    for name, metric in spec.metrics.items():
-        col = f"CAST({quote(metric.column)} AS DOUBLE)"
-        parts += [
-            f"sum({col}) AS {quote(name + '__sum')}",
-            f"sum({col} * {col}) AS {quote(name + '__sumsq')}",
-            f"count({col}) AS {quote(name + '__n')}",
-            # the two-pass variance, exact where sum of squares minus n * mean^2 cancels
-            f"var_samp({col}) AS {quote(name + '__var')}",
-            f"min({col}) AS {quote(name + '__min')}",
-            f"max({col}) AS {quote(name + '__max')}",
-        ]
+    unit, variant = quote(spec.unit), f"CAST({quote(spec.variant)} AS VARCHAR)"
+    inner, outer = _metric_sql(spec)
+    sql = (
+        f"WITH per_unit AS (SELECT {unit}, count(*) AS n_rows, "
+        f"count(*) - count({variant}) AS null_rows, min({variant}) AS v, max({variant}) AS v2"
+        + "".join(f", {item}" for item in inner)
+        + f" FROM {view} GROUP BY {unit}) "
+        "SELECT v AS variant, count(*) AS units, sum(n_rows) AS n_rows, "
+        "sum(null_rows) AS null_rows, count(*) FILTER (WHERE v <> v2) AS in_two"
+        + "".join(f", {item}" for item in outer)
+        + " FROM per_unit GROUP BY 1 ORDER BY 1"
+    )
     try:
-        relation = sources.con.sql(f"SELECT {', '.join(parts)} FROM {view} GROUP BY 1 ORDER BY 1")
+        relation = sources.con.sql(sql)
         names = relation.columns
         rows = relation.fetchall()
     except duckdb.Error as exc:
@@ -57,36 +101,45 @@ def sufficient_stats(sources: SourceSet, spec: ExperimentSpec) -> dict[str, dict
             hint="metric columns must hold numbers (0/1 or true/false for a proportion)",
         ) from None
     groups = {row[0]: dict(zip(names, row, strict=True)) for row in rows}
-    unit, variant = quote(spec.unit), quote(spec.variant)
-    total_rows, total_units, in_two = sources.con.execute(
-        f"SELECT sum(n), count(*), count(*) FILTER (WHERE variants > 1) FROM ("
-        f"SELECT {unit}, count(*) AS n, count(DISTINCT {variant}) AS variants "
-        f"FROM {view} GROUP BY 1)"
-    ).fetchone()
-    repeated = int(total_rows or 0) - int(total_units or 0)
-    if repeated:
+    if not groups:
+        raise DataError(
+            f"experiment source {spec.source!r} has no units yet",
+            hint="analyse once units have been exposed and their rows are in the source",
+        )
+    total_rows = sum(int(g["n_rows"]) for g in groups.values())
+    total_units = sum(int(g["units"]) for g in groups.values())
+    in_two = sum(int(g["in_two"]) for g in groups.values())
+    null_rows = sum(int(g["null_rows"] or 0) for g in groups.values())
+    if spec.rows == "unit" and total_rows > total_units:
         detail = f"; {in_two} unit(s) appear in more than one variant" if in_two else ""
         raise DataError(
-            f"experiment source {spec.source!r} has {repeated} more row(s) than units "
-            f"(column {spec.unit!r}){detail}",
-            hint="the source needs one row per unit with its variant and outcomes; "
-            "aggregate per unit first (for example max() of a 0/1 outcome, sum() of revenue)",
+            f"experiment source {spec.source!r} has {total_rows - total_units} more row(s) "
+            f"than units (column {spec.unit!r}){detail}",
+            hint="the source needs one row per unit with its variant and outcomes; aggregate "
+            "per unit first, or set `rows: event` to sum each unit's rows",
         )
-    if None in groups:
+    if in_two:
         raise DataError(
-            f"{groups[None]['n_rows']} row(s) of source {spec.source!r} have no variant "
+            f"{in_two} unit(s) of {total_units} appear in more than one variant "
+            f"(column {spec.variant!r}) in source {spec.source!r}",
+            hint="a unit must stay in one variant; fix the assignment or logging, or filter "
+            "those units out explicitly (the analysis does not drop units silently)",
+        )
+    if null_rows:
+        raise DataError(
+            f"{null_rows} row(s) of source {spec.source!r} have no variant "
             f"(column {spec.variant!r} is null)",
             hint="every unit must have a variant; fix the data or filter those rows out",
         )
     for name, metric in spec.metrics.items():
         if metric.type != "proportion":
             continue
-        for variant, g in groups.items():
+        for value, g in groups.items():
             low, high = g[f"{name}__min"], g[f"{name}__max"]
             if (low is not None and low < 0) or (high is not None and high > 1):
                 raise DataError(
                     f"metric {name!r} is a proportion but column {metric.column!r} holds values "
-                    f"from {low:g} to {high:g} in variant {variant!r}",
+                    f"from {low:g} to {high:g} in variant {value!r}",
                     hint="a proportion's column holds 0/1 (or true/false) per unit; "
                     "use `type: mean` for other numbers",
                 )
@@ -94,29 +147,52 @@ def sufficient_stats(sources: SourceSet, spec: ExperimentSpec) -> dict[str, dict
 
 
 def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
+    """The analysis of every metric of every treatment against the control, SRM and decision."""
+    if not groups:
+        raise DataError(f"experiment {name!r} has no units yet")
     if spec.control not in groups:
         raise DataError(
             f"experiment {name!r}: no rows for the control variant {spec.control!r}",
             hint=f"variants found: {', '.join(groups) or '(none)'}; check `control:`",
         )
     if len(groups) < 2:
-        raise DataError(f"experiment {name!r} has only one variant in its data")
+        raise DataError(
+            f"experiment {name!r} has only one variant ({spec.control!r}) in its data",
+            hint="analyse once the treatment has units",
+        )
     control = groups[spec.control]
-    variants = []
+    variants, notes = [], []
     for variant, g in groups.items():
         entry = {
             "variant": variant,
             "units": int(g["units"]),
+            "rows": int(g.get("n_rows") or g["units"]),
             "control": variant == spec.control,
             "metrics": {},
         }
         for metric_name, metric in spec.metrics.items():
             n = int(g[f"{metric_name}__n"])
-            mean = float(g[f"{metric_name}__sum"]) / n if n else None
-            entry["metrics"][metric_name] = {"n": n, "value": mean}
+            entry["metrics"][metric_name] = {
+                "n": n,
+                "missing": entry["units"] - n,
+                "value": _value(metric.type, g, metric_name),
+            }
+            if entry["units"] - n:
+                notes.append(
+                    f"{variant}: {entry['units'] - n} unit(s) have no {metric_name} value "
+                    f"(null {metric.column}); they are left out of {metric_name} only"
+                )
             if variant != spec.control:
                 entry["metrics"][metric_name].update(
-                    compare(metric.type, control, g, metric_name, spec.alpha)
+                    compare(
+                        metric.type,
+                        control,
+                        g,
+                        metric_name,
+                        spec.alpha,
+                        cuped=bool(metric.covariate),
+                        tuning=spec.sequential_tuning,
+                    )
                 )
         variants.append(entry)
     srm = sample_ratio_check(spec, groups)
@@ -125,77 +201,160 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
         "experiment": name,
         "primary_metric": primary,
         "alpha": spec.alpha,
+        "sequential": spec.sequential,
+        "sequential_tuning": spec.sequential_tuning,
+        "rows": spec.rows,
         "variants": variants,
         "srm": srm,
+        "notes": notes,
         "decision": decide(spec, variants, srm, primary),
     }
 
 
-def _moments(g: dict, metric: str) -> tuple[int, float, float]:
-    """n, mean and sample variance from sufficient statistics (``__var`` when the engine gave
-    it, else from the sum of squares)."""
+def _value(kind: str, g: dict, metric: str) -> float | None:
     n = int(g[f"{metric}__n"])
-    total, sumsq = float(g[f"{metric}__sum"] or 0.0), float(g[f"{metric}__sumsq"] or 0.0)
-    mean = total / n if n else float("nan")
-    var = g.get(f"{metric}__var")
+    if not n:
+        return None
+    if kind == "ratio":
+        den = float(g[f"{metric}__den_sum"] or 0.0)
+        return float(g[f"{metric}__sum"]) / den if den else None
+    return float(g[f"{metric}__sum"]) / n
+
+
+def _var(g: dict, metric: str, part: str, n: int, mean: float) -> float:
+    """A sample variance: the engine's when given, else from the sum of squares."""
+    var = g.get(f"{metric}__{part}var")
     if var is None:
-        var = (sumsq - n * mean * mean) / (n - 1) if n > 1 else float("nan")
-    return n, mean, max(float(var), 0.0) if n > 1 else float("nan")
+        sumsq = float(g.get(f"{metric}__{part}sumsq") or 0.0)
+        var = (sumsq - n * mean * mean) / (n - 1)
+    return max(float(var), 0.0)
 
 
-def compare(kind: str, control: dict, treat: dict, metric: str, alpha: float) -> dict:
-    n0, m0, v0 = _moments(control, metric)
-    n1, m1, v1 = _moments(treat, metric)
+def _arm(g: dict, metric: str) -> tuple[int, float, float]:
+    """n, mean and sample variance of a metric's per-unit value."""
+    n = int(g[f"{metric}__n"])
+    mean = float(g[f"{metric}__sum"] or 0.0) / n if n else float("nan")
+    return n, mean, _var(g, metric, "", n, mean) if n > 1 else float("nan")
+
+
+def _too_few(n0: int, n1: int, m0: float, m1: float, note: str) -> dict:
+    return {
+        "test": None,
+        "statistic": None,
+        "p_value": None,
+        "absolute_lift": m1 - m0 if n0 and n1 else None,
+        "ci_low": None,
+        "ci_high": None,
+        "relative_lift": None,
+        "relative_ci_low": None,
+        "relative_ci_high": None,
+        "significant": False,
+        "sequential": None,
+        "cuped": None,
+        "note": note,
+    }
+
+
+def compare(
+    kind: str,
+    control: dict,
+    treat: dict,
+    metric: str,
+    alpha: float,
+    *,
+    cuped: bool = False,
+    tuning: float = 5000.0,
+) -> dict:
+    """One treatment against the control on one metric, from their sufficient statistics."""
+    n0, x0, v0 = _arm(control, metric)
+    n1, x1, v1 = _arm(treat, metric)
     if n0 < 2 or n1 < 2:
-        return {
-            "test": None,
-            "statistic": None,
-            "p_value": None,
-            "absolute_lift": m1 - m0 if n0 and n1 else None,
-            "ci_low": None,
-            "ci_high": None,
-            "relative_lift": None,
-            "relative_ci_low": None,
-            "relative_ci_high": None,
-            "significant": False,
-            "note": f"too few values to test ({n0} in control, {n1} in the variant; need 2 each)",
+        return _too_few(
+            n0, n1, x0, x1, f"too few values to test ({n0} in control, {n1} in the variant)"
+        )
+    cuped_info = None
+    if kind == "ratio":
+        arms = []
+        for g, n, mean_x, var_x in ((control, n0, x0, v0), (treat, n1, x1, v1)):
+            mean_y = float(g[f"{metric}__den_sum"] or 0.0) / n
+            var_y = _var(g, metric, "den_", n, mean_y)
+            cov = g.get(f"{metric}__xy_cov")
+            cov = 0.0 if cov is None else float(cov)
+            if mean_y == 0:
+                return _too_few(n0, n1, x0, x1, "a variant's denominator sums to 0")
+            arms.append(_stats.ratio_moments(n, mean_x, mean_y, var_x, var_y, cov))
+        (m0, r0), (m1, r1) = arms
+        se0, se1 = math.sqrt(r0 / n0), math.sqrt(r1 / n1)
+        res = _stats.z_test(m1 - m0, math.hypot(se0, se1), alpha)
+        test = "delta method z-test (ratio, unit as cluster)"
+    elif cuped:
+        moments = []
+        for g, n in ((control, n0), (treat, n1)):
+            mean_c = float(g[f"{metric}__c_sum"] or 0.0) / n
+            var_c = _var(g, metric, "c_", n, mean_c)
+            cov = g.get(f"{metric}__xc_cov")
+            moments.append((mean_c, var_c, 0.0 if cov is None else float(cov)))
+        theta = _stats.cuped_theta([(n0, *moments[0][1:]), (n1, *moments[1][1:])])
+        c_all = (moments[0][0] * n0 + moments[1][0] * n1) / (n0 + n1)
+        m0, a0 = _stats.cuped_adjust(x0, v0, *moments[0], theta, c_all)
+        m1, a1 = _stats.cuped_adjust(x1, v1, *moments[1], theta, c_all)
+        if kind == "proportion":
+            res = _stats.z_test(m1 - m0, math.sqrt(a0 / n0 + a1 / n1), alpha)
+            test = "z-test with CUPED"
+        else:
+            res = _stats.welch(n0, m0, a0, n1, m1, a1, alpha)
+            test = "Welch's t-test with CUPED"
+        se0, se1 = math.sqrt(a0 / n0), math.sqrt(a1 / n1)
+        before = v0 / n0 + v1 / n1
+        cuped_info = {
+            "theta": theta,
+            "variance_reduction": 1 - (a0 / n0 + a1 / n1) / before if before > 0 else 0.0,
+            "unadjusted_lift": x1 - x0,
         }
-    z_crit = stats.norm.ppf(1 - alpha / 2)
-    diff = m1 - m0
-    if kind == "proportion":
-        pooled = (m0 * n0 + m1 * n1) / (n0 + n1)
-        se_test = math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
-        statistic = diff / se_test if se_test > 0 else 0.0
-        p_value = 2 * stats.norm.sf(abs(statistic))
-        se = math.sqrt(m0 * (1 - m0) / n0 + m1 * (1 - m1) / n1)
-        low, high = diff - z_crit * se, diff + z_crit * se
+    elif kind == "proportion":
+        m0, m1 = x0, x1
+        res = _stats.two_proportion(n0, m0, n1, m1, alpha)
+        se0, se1 = math.sqrt(m0 * (1 - m0) / n0), math.sqrt(m1 * (1 - m1) / n1)
         test = "two-proportion z-test"
     else:
-        result = stats.ttest_ind_from_stats(
-            m1, math.sqrt(v1), n1, m0, math.sqrt(v0), n0, equal_var=False
-        )
-        statistic, p_value = float(result.statistic), float(result.pvalue)
-        se = math.sqrt(v1 / n1 + v0 / n0)
-        dof = (v1 / n1 + v0 / n0) ** 2 / ((v1 / n1) ** 2 / (n1 - 1) + (v0 / n0) ** 2 / (n0 - 1))
-        t_crit = stats.t.ppf(1 - alpha / 2, dof)
-        low, high = diff - t_crit * se, diff + t_crit * se
+        m0, m1 = x0, x1
+        res = _stats.welch(n0, m0, v0, n1, m1, v1, alpha)
+        se0, se1 = math.sqrt(v0 / n0), math.sqrt(v1 / n1)
         test = "Welch's t-test"
-    relative = diff / m0 if m0 else None
+    diff, se = res["diff"], res["se"]
+    if not (np.isfinite(se) and se > 0 and np.isfinite(res["statistic"])):
+        return _too_few(n0, n1, m0, m1, f"{metric} does not vary: nothing to test")
+    p_value = res["p_value"]
+    rel = _stats.relative(m0, se0, m1, se1, alpha) if m0 else None
+    seq_low, seq_high = _stats.always_valid(diff, se, n0 + n1, alpha, tuning)
+    sequential = {
+        "ci_low": seq_low,
+        "ci_high": seq_high,
+        "significant": bool(seq_low > 0 or seq_high < 0),
+    }
+    if rel is not None:
+        r_low, r_high = _stats.always_valid(rel["lift"], rel["se"], n0 + n1, alpha, tuning)
+        sequential.update(relative_ci_low=r_low, relative_ci_high=r_high)
     return {
         "test": test,
-        "statistic": float(statistic),
-        "p_value": float(p_value),
+        "statistic": res["statistic"],
+        "p_value": p_value,
         "absolute_lift": diff,
-        "ci_low": low,
-        "ci_high": high,
-        "relative_lift": relative,
-        "relative_ci_low": low / m0 if m0 else None,
-        "relative_ci_high": high / m0 if m0 else None,
+        "se": se,
+        "ci_low": res["ci_low"],
+        "ci_high": res["ci_high"],
+        "relative_lift": rel["lift"] if rel else None,
+        "relative_ci_low": rel["ci_low"] if rel else None,
+        "relative_ci_high": rel["ci_high"] if rel else None,
         "significant": bool(p_value < alpha),
+        "sequential": sequential,
+        "cuped": cuped_info,
+        "units_total": n0 + n1,
     }
 
 
 def sample_ratio_check(spec: ExperimentSpec, groups: dict[str, dict]) -> dict:
+    """Chi-square goodness of fit of the units per variant against the weights."""
     # every variant with a weight counts, also one with no units in the data (that is a mismatch)
     names = list(dict.fromkeys([*(spec.weights or {}), *groups]))
     observed = [int(groups[v]["units"]) if v in groups else 0 for v in names]
@@ -220,27 +379,45 @@ def sample_ratio_check(spec: ExperimentSpec, groups: dict[str, dict]) -> dict:
     }
 
 
+def _reading(spec: ExperimentSpec, m: dict) -> tuple[bool, float | None, float | None, str]:
+    """Significance and relative interval of the interval the decision reads."""
+    confidence = f"{(1 - spec.alpha) * 100:g}%"
+    if spec.sequential and m.get("sequential"):
+        seq = m["sequential"]
+        return (
+            seq["significant"],
+            seq.get("relative_ci_low"),
+            seq.get("relative_ci_high"),
+            f"{confidence} always-valid CI",
+        )
+    return m["significant"], m["relative_ci_low"], m["relative_ci_high"], f"{confidence} CI"
+
+
 def decide(spec: ExperimentSpec, variants: list[dict], srm: dict, primary: str) -> str:
+    """A plain-language decision on the primary metric."""
     if srm.get("mismatch"):
         return (
             "stop: sample ratio mismatch; the assignment or logging is broken, "
             "fix it before reading results"
         )
     treatments = [v for v in variants if not v["control"]]
-    best = min(treatments, key=lambda v: _p_or_one(v["metrics"][primary]["p_value"]))
+    winners = [v for v in treatments if _reading(spec, v["metrics"][primary])[0]]
+    pool = winners or treatments
+    best = min(pool, key=lambda v: _p_or_one(v["metrics"][primary]["p_value"]))
     m = best["metrics"][primary]
     if m["p_value"] is None:
         return f"no detectable difference yet in {primary}: {m.get('note', 'too little data')}"
-    confidence = int(round((1 - spec.alpha) * 100))
-    if m["significant"] and m["relative_lift"] is not None:
+    significant, low, high, label = _reading(spec, m)
+    if significant and m["relative_lift"] is not None and low is not None:
         verdict = "wins" if m["absolute_lift"] > 0 else "loses"
         return (
             f"{best['variant']} {verdict}: {primary} {m['relative_lift']:+.1%} "
-            f"({confidence}% CI {m['relative_ci_low']:+.1%} to {m['relative_ci_high']:+.1%})"
+            f"({label} {low:+.1%} to {high:+.1%})"
         )
-    needed = _more_units_needed(m, spec.alpha)
+    needed = more_units_needed(m, spec.alpha, spec.sequential, spec.sequential_tuning)
     more = (
-        f"; about {needed:,} more units per variant needed to detect the observed lift"
+        f"; about {needed:,} more units needed (all variants) to detect the observed "
+        f"lift with {DECISION_POWER:.0%} power"
         if needed
         else ""
     )
@@ -251,13 +428,26 @@ def _p_or_one(p: float | None) -> float:
     return 1.0 if p is None or math.isnan(p) else p
 
 
-def _more_units_needed(m: dict, alpha: float, power: float = 0.8) -> int | None:
-    diff = abs(m["absolute_lift"])
-    if diff == 0 or m["ci_high"] == m["ci_low"]:
+def more_units_needed(
+    m: dict, alpha: float, sequential: bool = False, tuning: float = 5000.0
+) -> int | None:
+    """Units still needed (all arms of this comparison) before an effect the size of the
+    observed lift is detected with 80% power, the standard error shrinking as 1/sqrt(units):
+    the fixed-horizon interval's half-width, or the always-valid one's, must reach
+    ``|lift| * z_(1-alpha/2) / (z_(1-alpha/2) + z_power)``."""
+    diff, se, n_now = abs(m["absolute_lift"]), m.get("se"), m.get("units_total")
+    if not diff or not se or not n_now:
         return None
     z_crit = stats.norm.ppf(1 - alpha / 2)
-    se_now = (m["ci_high"] - m["ci_low"]) / (2 * z_crit)
-    n_now = m["n"]
-    se_needed = diff / (z_crit + stats.norm.ppf(power))
-    n_needed = n_now * (se_now / se_needed) ** 2
+    target = diff * z_crit / (z_crit + stats.norm.ppf(DECISION_POWER))
+    if not sequential:
+        n_needed = n_now * (se * z_crit / target) ** 2
+    else:
+
+        def gap(n: float) -> float:
+            return halfwidth(se * math.sqrt(n_now / n), n, alpha, tuning) - target
+
+        if gap(1e13) > 0:
+            return None
+        n_needed = optimize.brentq(gap, max(n_now, 2), 1e13) if gap(n_now) > 0 else n_now
     return max(0, int(math.ceil(n_needed - n_now)))
