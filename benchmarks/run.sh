@@ -20,6 +20,13 @@ python=${PYTHON:-python3.11}
 for area in "${areas[@]}"; do
   dir="benchmarks/$area"
   venv="benchmarks/.venvs/$area"
+  # -- serve: the load generator is wrk, a Debian package (not a Python one) --
+  if [ "$area" = serve ] && ! command -v wrk >/dev/null; then
+    echo "== serve: installing wrk (apt-get)"
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk
+    else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi
+  fi
+  # -- end serve --
   stamp="$venv/.installed-$(cat pyproject.toml "$dir/requirements.txt" | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     echo "== $area: preparing $venv"

@@ -29,10 +29,15 @@ def __getattr__(name: str):
         from .project import Project
 
         return Project
+    if name == "Client":  # the HTTP client of a cycleml server (issue 6)
+        from .client import Client
+
+        return Client
     raise AttributeError(f"module 'cycleml' has no attribute {name!r}")
 
 
 __all__ = [
+    "Client",
     "CycleMLError",
     "DataError",
     "IntegrityError",

@@ -12,10 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from ._validate import ValidationReport, validate_project
-from .batch import PredictionRun, latest_run, score_batch
+from .batch import PredictionRun, score_batch
 from .data import SourceInfo, SourceSet, profile_source
 from .errors import NotFoundError
 from .experiments import analyze, sufficient_stats
+from .experiments import plan as plan_experiment
 from .features import (
     DatasetVersion,
     FeatureSet,
@@ -25,11 +26,10 @@ from .features import (
     load_dataset,
 )
 from .features._labels import label_horizon_days
-from .monitor import drift_table
 from .registry import ModelBundle, ModelVersion, Registry
 from .spec import Spec, load_spec, spec_hash
 from .store import ArtifactStore, Store, utcnow
-from .store.tables import experiment_analyses, monitor_runs, profiles
+from .store.tables import experiment_analyses, profiles
 from .suggest import AppliedSuggestion, SuggestionReport
 from .train import TrainResult, train_candidates
 
@@ -56,6 +56,7 @@ class TrainOutcome:
             "dataset_version": self.dataset.id,
             "threshold": self.result.threshold,
             "threshold_note": self.result.threshold_note,
+            "classes": self.result.classes,  # multiclass: the class values
             "metrics": self.result.metrics,
             "leaderboard": [
                 {
@@ -87,6 +88,9 @@ def _short(value) -> str:
 def _headline(metrics: dict) -> dict:
     keys = ("roc_auc", "pr_auc", "precision", "recall", "f1", "log_loss", "brier")
     keys += ("mae", "rmse", "r2", "mape")
+    # multiclass and ranking (train task)
+    keys += ("accuracy", "f1_macro", "f1_weighted", "roc_auc_ovr")
+    keys += tuple(k for k in metrics if k.startswith(("ndcg@", "map@")))
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -196,21 +200,29 @@ class Project:
         out: list[dict] = []
         with self.open_sources() as sources:
             for name in names:
-                sources.view(name)  # an unknown source raises SourceError with the known ones
+                # (an unknown source raises SourceError with the known ones)
                 result = profile_source(sources, name)
+                if result.get("truncated") and not source:
+                    continue  # too wide for suggestions: `clean suggest NAME` says why
                 out.extend(s.to_dict() for s in suggest_cleaning(result, sources))
         return out
 
-    def apply_cleaning(self, step_id: str) -> dict:
+    def apply_cleaning(self, step_id: str, fingerprint: str | None = None) -> dict:
         """Record suggestion ``step_id``'s step under ``cleaning:`` in cycleml.yaml (the source
         data is never modified). The suggestion is checked against the current data first; the
-        same id twice is a no-op."""
-        from .data._cleaning_apply import find_suggestion, record_step
+        same id twice is a no-op. Refused when the source's data differ from those it was
+        suggested for: ``fingerprint`` (a suggestion's), else the latest stored profile's."""
+        from .data._cleaning_apply import find_suggestion, record_step, stored_fingerprint
         from .errors import RequestError
 
         if any(step.id == step_id for step in self.spec.cleaning):
             return {"id": step_id, "applied": False, "message": f"{step_id} is already recorded"}
-        suggestion = find_suggestion(self.spec, self.path, step_id)
+        profiled_at = None
+        if fingerprint is None and step_id.partition(".")[0] in self.spec.sources:
+            fingerprint, profiled_at = stored_fingerprint(self.store, step_id.partition(".")[0])
+        suggestion = find_suggestion(
+            self.spec, self.path, step_id, expected=fingerprint, profiled_at=profiled_at
+        )
         if suggestion.action is None:
             raise RequestError(
                 f"{step_id} is informational: there is no step to record",
@@ -274,29 +286,31 @@ class Project:
 
         columns = [FeatureColumn(f["name"], f["group"], f["kind"]) for f in dataset.features]
         spec_problem = self.spec.problems[problem]
-        from .data._learned import learned_steps, resolve_learned
+        from .data._learned import resolve_learned
 
         # recorded learned cleaning steps (impute/encode/log) go into the pipeline (issue 3)
-        with learned_steps(resolve_learned(self.spec, columns)):
-            result = train_candidates(
-                frame,
-                columns,
-                spec_problem,
-                self.spec.training,
-                horizon_days=label_horizon_days(spec_problem),
-                progress=say,
-                budget=budget,
-                on_trial=on_trial,
-            )
+        result = train_candidates(
+            frame,
+            columns,
+            spec_problem,
+            self.spec.training,
+            horizon_days=label_horizon_days(spec_problem),
+            progress=say,
+            budget=budget,
+            on_trial=on_trial,
+            cleaning=resolve_learned(self.spec, columns),
+        )
         bundle = ModelBundle(
             problem=problem,
             task=result.task,
             algorithm=result.algorithm,
             pipeline=result.pipeline,
-            columns=columns,
+            # ranking adds the item column, forecast the entity column (train_candidates)
+            columns=result.columns or columns,
             threshold=result.threshold,
             entity=spec_problem.entity,
             metadata={"dataset_version": dataset.id, "spec_hash": spec_hash(self.spec)},
+            classes=result.classes,
         )
         say("registering the model version")
         model = self.registry.register(problem, dataset.id, result, bundle)
@@ -355,8 +369,7 @@ class Project:
         two datasets (the same split training made), so neither model has seen those rows
         unless the older model's dataset reaches past the newer one's test start."""
         from .registry._compare import score_on
-        from .train import make_split
-        from .train._trainer import _selection_key
+        from .train import prepare_training_frame, ranking_key, selection_key, split_for
 
         self._problem(problem)
         pair = [self.registry.get(problem, v) for v in (v1, v2)]
@@ -369,19 +382,17 @@ class Project:
         newest = max(datasets, key=lambda d: d.created_at)
         frame = load_dataset(newest, self.artifacts)
         spec_problem = self.spec.problems[problem]
-        training = self.spec.training
-        split = make_split(
-            frame,
-            method=training.split,
-            test_size=training.test_size,
-            horizon_days=label_horizon_days(spec_problem),
-            seed=training.seed,
-            classify=spec_problem.task == "binary",
-        )
+        # the test rows training made (ranking: whole groups by time; see train.split_for)
+        frame, _ = prepare_training_frame(frame, spec_problem)
+        split = split_for(frame, spec_problem, self.spec.training, label_horizon_days(spec_problem))
         test = frame.iloc[split.test]
-        key, higher = _selection_key(spec_problem.task, spec_problem.metric.name)
+        key, higher = selection_key(spec_problem.task, spec_problem.metric)
         versions = score_on(
-            [(mv, self.registry.load(mv)) for mv in pair], test, key=key, higher=higher
+            [(mv, self.registry.load(mv)) for mv in pair],
+            test,
+            key=key,
+            higher=higher,
+            k=ranking_key(spec_problem.metric)[1],
         )
         same = datasets[0].id == datasets[1].id
         return {
@@ -428,18 +439,44 @@ class Project:
 
     # -- deploy --------------------------------------------------------------------------------
 
+    # -- batch predictions (the "batch" engineer's block) --
     def predict_batch(
-        self, problem: str, *, as_of: datetime | None = None, engine: str | None = None
+        self,
+        problem: str,
+        *,
+        as_of: datetime | None = None,
+        engine: str | None = None,
+        to: str | None = None,
+        chunk_rows: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> PredictionRun:
-        """Score every eligible entity as of ``as_of``; ``engine="dask"`` computes the features
-        on the Dask cluster (overriding the spec's ``engine``)."""
+        """Score every eligible entity as of ``as_of`` with the production model and write the
+        rows to ``to`` (``sqlite:///p.db#table``, ``postgresql://...#table``,
+        ``duckdb:///p.db#table`` or a ``.parquet`` folder; default: the store's predictions
+        table). ``engine="dask"`` computes features and scores on the Dask cluster (overriding
+        the spec's ``engine``). ``progress(phase, done, total)`` hears about long runs."""
+        from .batch import DEFAULT_CHUNK_ROWS, parse_target
         from .features._engine import check_engine
 
         engine = check_engine(engine) or self.spec.engine
+        self._problem(problem)
+        target = parse_target(to, self.path) if to else None
         mv, bundle = self.load_model(problem)
         with self.open_sources() as sources:
             fs = FeatureSet(self.spec, problem, sources, engine=engine)
-            return score_batch(fs, mv, bundle, self.store, self.artifacts, as_of=as_of or utcnow())
+            return score_batch(
+                fs,
+                mv,
+                bundle,
+                self.store,
+                self.artifacts,
+                as_of=as_of or utcnow(),
+                target=target,
+                chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+                progress=progress,
+            )
+
+    # -- end of the batch block --
 
     def predict(
         self,
@@ -449,7 +486,10 @@ class Project:
         entities: list[str] | None = None,
         as_of: datetime | None = None,
     ) -> dict:
-        """Online prediction in-process (what POST /v1/models/{problem}/predict answers)."""
+        """Online prediction in-process: the answer POST /v1/models/{problem}/predict gives
+        (entities without ``as_of`` read the online store when the problem is materialized).
+        The prediction-log rows are written before it returns. Opens the sources per call: a
+        server keeps them open (:meth:`app`)."""
         from .serve import predict_online
 
         self._problem(problem)
@@ -459,16 +499,57 @@ class Project:
                 self.model_cache, fs, self.store, records=records, entities=entities, as_of=as_of
             )
 
-    def app(self, *, token: str | None = None):
+    def app(self, *, token: str | None = None, limits=None):
         """The FastAPI application serving this project. ``token`` defaults to
-        ``$CYCLEML_API_TOKEN``; an empty string turns authentication off."""
+        ``$CYCLEML_API_TOKEN`` (an empty string: none; ``$CYCLEML_API_TOKENS`` adds scoped
+        tokens); ``limits`` (:class:`cycleml.serve.Limits`) defaults to the environment's."""
         from .serve import create_app
 
-        return create_app(self, token=token)
+        return create_app(self, token=token, limits=limits)
+
+    # -- collect: events, feedback, the online store (issue 6) ---------------------------------
+
+    def materialize(
+        self,
+        problem: str,
+        as_of: datetime | None = None,
+        *,
+        chunk_rows: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> dict:
+        """Write the latest feature vector of every eligible entity (as of ``as_of``, default
+        now) into the store's online store, replacing the problem's rows in one transaction;
+        entity predictions then read them with one indexed lookup."""
+        from .serve._online_store import DEFAULT_CHUNK_ROWS, materialize
+
+        return materialize(
+            self, problem, as_of, chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS, progress=progress
+        )
+
+    def track(self, source: str, events: list[dict] | dict) -> dict:
+        """Store product events in a ``collect: true`` source (what POST /v1/events does):
+        checked against its columns, idempotent by ``event_id``, in one transaction."""
+        return self._collector.track_events(source, events)
+
+    def feedback(self, problem: str, items: list[dict] | dict) -> dict:
+        """Store ground-truth labels for logged predictions (what POST /v1/feedback does): each
+        item names ``request_id`` (and ``id``) or ``entity``, with ``label``."""
+        return self._collector.record_feedback(
+            problem, [items] if isinstance(items, dict) else items
+        )
+
+    @cached_property
+    def _collector(self):
+        from .serve._collect import Collector
+
+        return Collector(self)  # caches each source's columns
+
+    # -- end of the collect block --
 
     # -- experiment ----------------------------------------------------------------------------
 
     def analyze_experiment(self, name: str) -> dict:
+        """Analyse experiment ``name`` (see docs/experiments.md) and store the result."""
         if name not in self.spec.experiments:
             raise NotFoundError(
                 f"unknown experiment {name!r}",
@@ -489,60 +570,119 @@ class Project:
             )
         return result
 
-    # -- monitor -------------------------------------------------------------------------------
-
-    def monitor(self, problem: str) -> dict:
-        """Drift of the latest batch-scored inputs against the production model's training data."""
-        mv, bundle = self.load_model(problem)
-        run = latest_run(self.store, problem)
-        if run is None:
-            raise NotFoundError(
-                f"problem {problem!r} has no batch predictions to monitor yet",
-                hint=f"run `cycleml predict {problem} --batch` first",
-            )
-        dataset = get_dataset(self.store, mv.dataset_version_id)
-        if dataset is None:
-            raise NotFoundError(f"dataset version {mv.dataset_version_id} of {mv.name} is missing")
-        import pandas as pd
-
-        reference = load_dataset(dataset, self.artifacts)
-        current = pd.read_parquet(self.artifacts.verified_path(run["features_sha256"]))
-        alpha = self.spec.monitoring.alpha
-        rows = drift_table(reference, current, bundle.columns, alpha=alpha)
-        tested = [r for r in rows if r.get("p_value") is not None]
-        drifted = [r for r in tested if r["drifted"]]
-        share = len(drifted) / len(tested) if tested else 0.0
-        result = {
-            "problem": problem,
-            "model": mv.name,
-            "reference": {"dataset_version": dataset.id, "rows": len(reference)},
-            "current": {
-                "prediction_run": run["id"],
-                "as_of": run["as_of"].isoformat(),
-                "rows": len(current),
-            },
-            "alpha": alpha,
-            "features": rows,
-            "drifted": [r["feature"] for r in drifted],
-            "drift_share": share,
-            "dataset_drift": share >= self.spec.monitoring.drift_share,
-        }
-        with self.store.begin() as conn:
-            result["id"] = conn.execute(
-                monitor_runs.insert()
-                .values(
-                    problem=problem,
-                    model_version_id=mv.id,
-                    reference_dataset_id=dataset.id,
-                    prediction_run_id=run["id"],
-                    drift_share=share,
-                    drifted=len(drifted),
-                    result=result,
-                    created_at=utcnow(),
+    def plan_experiment(
+        self,
+        *,
+        baseline: float,
+        mde: float | None = None,
+        units: int | None = None,
+        relative: bool = False,
+        alpha: float | None = None,
+        power: float = 0.8,
+        weights: dict[str, float] | list[float] | None = None,
+        std: float | None = None,
+        experiment: str | None = None,
+    ) -> dict:
+        """Units needed for ``mde``, or the MDE of ``units``; alpha and weights default to
+        ``experiment``'s in cycleml.yaml when it is named (see docs/experiments.md)."""
+        if experiment is not None:
+            if experiment not in self.spec.experiments:
+                raise NotFoundError(
+                    f"unknown experiment {experiment!r}",
+                    hint="experiments in cycleml.yaml: "
+                    f"{', '.join(self.spec.experiments) or '(none)'}",
                 )
-                .returning(monitor_runs.c.id)
-            ).scalar_one()
-        return result
+            exp = self.spec.experiments[experiment]
+            alpha = exp.alpha if alpha is None else alpha
+            if weights is None and exp.weights:
+                weights = {exp.control: exp.weights[exp.control]} | {
+                    k: w for k, w in exp.weights.items() if k != exp.control
+                }
+        return plan_experiment(
+            baseline=baseline,
+            mde=mde,
+            units=units,
+            relative=relative,
+            alpha=0.05 if alpha is None else alpha,
+            power=power,
+            weights=weights,
+            std=std,
+        )
+
+    # -- end of the experiment block --
+
+    # -- monitor (issue 8, drift) ----------------------------------------------------------------
+
+    def monitor(
+        self,
+        problem: str,
+        *,
+        current: str = "auto",
+        since: datetime | None = None,
+        chunk: str | None = None,
+        html: str | Path | None = None,
+    ) -> dict:
+        """Drift and data quality of what the production model scored (the latest batch run's
+        features, or the prediction log's inputs) against its training data; stored in
+        ``monitor_runs``. See ``cycleml.monitor.monitor_problem``."""
+        from .monitor import monitor_problem
+
+        return monitor_problem(
+            self,
+            problem,
+            current=current,  # type: ignore[arg-type]
+            since=since,
+            chunk=chunk,
+            html=html,
+        )
+
+    def drift(self, reference: Any, current: Any, **kwargs: Any) -> dict:
+        """Drift of ``current`` against ``reference``: spec source names, Parquet/CSV paths or
+        data frames, with the spec's ``monitoring:`` settings. See ``cycleml.monitor.drift``."""
+        from .monitor import project_drift
+
+        return project_drift(self, reference, current, **kwargs)
+
+    # -- end monitor -----------------------------------------------------------------------------
+
+    # -- schedules (issue 6) -------------------------------------------------------------------
+
+    def schedules(self, now: datetime | None = None) -> list[dict]:
+        """Each job of ``schedules:`` with its next run and its latest run's status."""
+        from .schedule import Scheduler
+
+        return Scheduler(self).status(now)
+
+    def run_schedules(
+        self,
+        *,
+        once: bool = True,
+        now: datetime | None = None,
+        stop: Any = None,
+        catch_up: bool = False,
+        report: Callable[[Any], None] | None = None,
+    ) -> list:
+        """Run ``schedules:``. ``once``: every job whose most recent fire time (at or before
+        ``now``) has not run yet, then return the :class:`cycleml.schedule.JobRun` list.
+        Otherwise run each job when its cron fires until ``stop`` (a ``threading.Event``) is
+        set or SIGINT/SIGTERM arrives. A job runs once per due time across all schedulers
+        sharing the store; a failing job is recorded ``failed`` and the others go on."""
+        from .schedule import Scheduler
+
+        runs: list = []
+
+        def collect(run) -> None:
+            if run.status != "running" and run not in runs:
+                runs.append(run)
+            if report is not None:
+                report(run)
+
+        scheduler = Scheduler(self, report=collect)
+        if once:
+            scheduler.run_due(now)
+        else:
+            scheduler.run_forever(stop, catch_up=catch_up)
+        return runs
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -70,7 +70,13 @@ def _record(project: Project, row: pd.Series) -> dict:
     return {name: _json_value(row[name]) for name in bundle.feature_names}
 
 
-def _log_rows(project: Project, request_id: str) -> list[dict]:
+def _flush(app) -> None:
+    """Wait for the app's background prediction-log writer to write what it was handed."""
+    assert app.state.serving.logger.flush(timeout=20), "the prediction log did not flush"
+
+
+def _log_rows(app, project: Project, request_id: str) -> list[dict]:
+    _flush(app)
     with project.store.connect() as conn:
         rows = conn.execute(
             sa.select(prediction_log).where(prediction_log.c.request_id == request_id)
@@ -151,7 +157,7 @@ def test_each_prediction_is_logged_once_with_request_id_and_model_version(served
     mv = project.model("churn")
     for response, n in ((first, 5), (second, 1)):
         body = response.json()
-        logged = _log_rows(project, body["request_id"])
+        logged = _log_rows(app, project, body["request_id"])
         assert len(logged) == n == len(body["predictions"])
         assert {r["model_version_id"] for r in logged} == {mv.id}
         assert {r["problem"] for r in logged} == {"churn"}
@@ -159,6 +165,7 @@ def test_each_prediction_is_logged_once_with_request_id_and_model_version(served
         assert all(set(r["inputs"]) >= set(records[0]) for r in logged)
         assert sorted(r["score"] for r in logged) == sorted(p["score"] for p in body["predictions"])
     assert first.json()["request_id"] != second.json()["request_id"]
+    _flush(app)
     assert project.counts()["prediction_log"] == 6
 
 
@@ -175,7 +182,7 @@ def test_predict_by_entities_as_of_the_batch_time_equals_batch(served) -> None:
     for item in body["predictions"]:
         assert abs(item["score"] - expected.loc[item["id"], "batch_score"]) < 1e-9
         assert item["label"] == expected.loc[item["id"], "batch_label"]
-    logged = _log_rows(project, body["request_id"])
+    logged = _log_rows(app, project, body["request_id"])
     assert len(logged) == 4
     assert sorted(r["entity"] for r in logged) == sorted([*picked, picked[0]])
     # the same through the Python API, and an aware time means the same instant
@@ -198,7 +205,7 @@ def test_predict_by_entities_now_and_an_unknown_entity_answers_per_item(served) 
     assert [i["id"] for i in items] == ["no-such-user", known]
     assert items[0]["score"] is None and "no-such-user" in items[0]["error"]
     assert 0.0 <= items[1]["score"] <= 1.0 and items[1]["label"] in (0, 1)
-    logged = _log_rows(project, response.json()["request_id"])
+    logged = _log_rows(app, project, response.json()["request_id"])
     assert [r["entity"] for r in logged] == [known]  # only the scored item is logged
 
 
@@ -219,6 +226,7 @@ def test_missing_and_mistyped_fields_answer_422_naming_the_field(served) -> None
     _assert_error(r_missing, 422, "records[1].activity_count_30d", "missing")
     _assert_error(r_mistyped, 422, "records[0].age", "number")
     _assert_error(r_string_for_number, 422, "records[0].signup_at_days_since")
+    _flush(app)
     assert project.counts()["prediction_log"] == 0
 
 
@@ -261,6 +269,7 @@ def test_request_body_shape_errors_are_json(served) -> None:
     _assert_error(responses[5], 422, "extra")
     _assert_error(responses[6], 422, "as_of")
     _assert_error(responses[7], 422, "as_of")
+    _flush(app)
     assert project.counts()["prediction_log"] == 0
 
 
@@ -283,6 +292,7 @@ def test_more_than_the_batch_limit_is_413(served) -> None:
     assert body["error"] == "PayloadTooLargeError"
     entities = _one(app, "POST", URL, json={"entities": ["u"] * (MAX_ITEMS + 1)})
     _assert_error(entities, 413)
+    _flush(app)
     assert project.counts()["prediction_log"] == 0
 
 
@@ -295,7 +305,7 @@ def test_unknown_route_wrong_method_and_crash_answer_json(served, monkeypatch) -
     def boom(*_a, **_k):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(project, "predict", boom)
+    monkeypatch.setattr(app.state.serving, "score_entities", boom)
     crashed = _send(app, ("POST", URL, {"json": {"entities": ["u1"]}}), raise_app_exceptions=False)
     body = _assert_error(crashed[0], 500, "RuntimeError")
     assert "secret internals" not in json.dumps(body)
@@ -338,6 +348,7 @@ def test_token_protects_v1_routes_but_not_healthz(served, monkeypatch) -> None:
         assert r.headers["www-authenticate"] == "Bearer"
     assert right.status_code == 200 and len(right.json()["predictions"]) == 1
     assert info.status_code == 200
+    _flush(app)
     assert project.counts()["prediction_log"] == 1
 
 

@@ -143,3 +143,40 @@ def test_serve_on_a_public_host_needs_a_token(trained_copy: Path, monkeypatch, n
     assert result.exit_code == 0, result.output
     assert [(c["host"], c["port"]) for c in no_uvicorn] == [("0.0.0.0", 1)]
     assert no_uvicorn[0]["app"].state.auth is True  # the app it serves enforces the token
+
+
+def test_serve_accepts_scoped_tokens_for_a_public_host_and_refuses_malformed_ones(
+    trained_copy: Path, monkeypatch, no_uvicorn
+) -> None:
+    from cycleml.cli import app
+
+    monkeypatch.delenv("CYCLEML_API_TOKEN", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["serve", "--host", "0.0.0.0", "--port", "1", "--project", str(trained_copy)]
+    monkeypatch.setenv("CYCLEML_API_TOKENS", "reader:predict")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert no_uvicorn[0]["app"].state.auth is True
+
+    monkeypatch.setenv("CYCLEML_API_TOKENS", "reader:read")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "CYCLEML_API_TOKENS" in result.output and "read" in result.output
+    assert len(no_uvicorn) == 1  # nothing started the second time
+
+
+def test_serve_with_workers_runs_the_app_factory(trained_copy: Path, monkeypatch, no_uvicorn):
+    from cycleml.cli import app
+    from cycleml.serve import PROJECT_ENV
+
+    monkeypatch.delenv("CYCLEML_API_TOKEN", raising=False)
+    monkeypatch.delenv("CYCLEML_API_TOKENS", raising=False)
+    monkeypatch.setenv(PROJECT_ENV, "unset")  # monkeypatch restores it after the test
+    result = CliRunner().invoke(
+        app, ["serve", "--workers", "3", "--port", "1", "--project", str(trained_copy)]
+    )
+    assert result.exit_code == 0, result.output
+    (call,) = no_uvicorn
+    assert call["app"] == "cycleml.serve:app_from_env" and call["factory"] is True
+    assert call["workers"] == 3
+    assert os.environ[PROJECT_ENV] == str(trained_copy.resolve())

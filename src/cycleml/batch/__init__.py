@@ -1,5 +1,15 @@
-"""Batch predictions into the store's predictions table."""
+"""Batch predictions into the store's predictions table, a database table or Parquet files."""
 
-from ._batch import PredictionRun, latest_run, score_batch
+from ._batch import DEFAULT_CHUNK_ROWS, PredictionRun, latest_run, score_batch
+from ._targets import ROW_SCHEMA, Target, TargetError, parse_target
 
-__all__ = ["PredictionRun", "latest_run", "score_batch"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "ROW_SCHEMA",
+    "PredictionRun",
+    "Target",
+    "TargetError",
+    "latest_run",
+    "parse_target",
+    "score_batch",
+]

@@ -16,6 +16,7 @@ from . import (
     _monitor,  # noqa: F401
     _prepare,  # noqa: F401
     _profile,  # noqa: F401
+    _schedule,  # noqa: F401  (issue 6: `cycleml schedule run|list`)
     _sources,  # noqa: F401
     _suggest,  # noqa: F401
     _train,  # noqa: F401

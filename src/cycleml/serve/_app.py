@@ -1,50 +1,68 @@
-"""The FastAPI app: health, readiness and online predictions over the Python API.
+"""The FastAPI app: health, readiness, metrics, online predictions and ranking.
 
-Every error answers a JSON body with ``error``, ``message`` and ``hint``. When an API token is set
-(``CYCLEML_API_TOKEN``), every ``/v1/*`` route requires ``Authorization: Bearer <token>``;
-``/healthz`` and ``/readyz`` stay open for probes."""
+Every error answers a JSON body with ``error``, ``message`` and ``hint``. Tokens and scopes:
+see :mod:`cycleml.serve._auth`. The app keeps one :class:`ServingState` (``app.state.serving``):
+the models, the DuckDB sources, the prediction-log writer and the metrics."""
 
 from __future__ import annotations
 
-import hmac
+import copy
+import ipaddress
+import logging
 import os
+import time
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
-from ..errors import CycleMLError, PayloadTooLargeError
+from ..errors import CycleMLError, StoreError
+from ._auth import TOKEN_ENV, TokenAuth, tokens_from_env
+from ._limits import BodyLimit, Limits
+from ._metrics import MetricsMiddleware
+from ._schema import BODY_HINT
+from ._state import ServingState
 
 if TYPE_CHECKING:
     from ..project import Project
 
-TOKEN_ENV = "CYCLEML_API_TOKEN"
-MAX_ITEMS = 1000
+log = logging.getLogger("cycleml.serve")
 
-_BODY_HINT = 'send JSON like {"records": [{...}]} or {"entities": ["id"]}'
+PROJECT_ENV = "CYCLEML_PROJECT"
+INLINE_RECORDS = 16  # record batches up to this size are scored on the event loop
+MAX_ITEMS = Limits().max_items  # the default; the server's limit is `state.limits.max_items`
 
 
-class PredictRequest(BaseModel):
+class _GenericPredict(BaseModel):
+    """The predict body in general; /docs shows each problem's own fields too."""
+
     model_config = ConfigDict(extra="forbid")
     records: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     entities: list[str] | None = Field(default=None, min_length=1)
-    as_of: datetime | None = Field(
-        default=None,
-        description="For `entities`: compute the features as of this time (default: now).",
-    )
+    as_of: datetime | None = None
 
-    @model_validator(mode="after")
-    def _one_of(self) -> PredictRequest:
-        if (self.records is None) == (self.entities is None):
-            raise ValueError("send exactly one of `records` or `entities`")
-        if self.as_of is not None and self.records is not None:
-            raise ValueError("`as_of` applies to `entities` only (records carry their features)")
-        return self
+
+class _GenericRank(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity: str
+    items: list[str] | list[dict[str, Any]]
+    as_of: datetime | None = None
+
+
+def _body_doc(model: type[BaseModel]) -> dict:
+    from ._schema import _inline
+
+    schema = _inline(model.model_json_schema())
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _error(status: int, error: str, message: str, hint: str | None = None, **headers: str):
@@ -52,65 +70,76 @@ def _error(status: int, error: str, message: str, hint: str | None = None, **hea
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-class BearerTokenAuth:
-    """Pure ASGI middleware: ``/v1/*`` needs ``Authorization: Bearer <token>`` (401 otherwise)."""
-
-    def __init__(self, app, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    async def __call__(self, scope, receive, send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and (path == "/v1" or path.startswith("/v1/")):
-            header = b""
-            for key, value in scope.get("headers", []):
-                if key == b"authorization":
-                    header = value
-                    break
-            scheme, _, credential = header.partition(b" ")
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(
-                credential.strip(), self.token
-            ):
-                response = _error(
-                    401,
-                    "AuthenticationError",
-                    "missing or wrong API token" if header else "this route needs an API token",
-                    "send `Authorization: Bearer <token>` with the server's CYCLEML_API_TOKEN",
-                    **{"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def _json(body: dict) -> Response:
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )
 
 
-def create_app(project: Project, *, token: str | None = None) -> FastAPI:
-    """The app serving ``project``. ``token`` defaults to ``$CYCLEML_API_TOKEN``; when set (and
-    not empty) every ``/v1/*`` route requires it."""
-    app = FastAPI(title="cycleml", version=__version__)
-    token = token if token is not None else os.environ.get(TOKEN_ENV)
-    if token:
-        app.add_middleware(BearerTokenAuth, token=token)
-    app.state.auth = bool(token)
+def create_app(
+    project: Project,
+    *,
+    token: str | None = None,
+    limits: Limits | None = None,
+    refresh_seconds: float = 2.0,
+) -> FastAPI:
+    """The app serving ``project``. ``token`` defaults to ``$CYCLEML_API_TOKEN`` (an empty
+    string: none); ``$CYCLEML_API_TOKENS`` adds scoped tokens. When any token is set, every
+    route but the probes, ``/metrics`` and the docs requires one."""
+    state = ServingState(project, limits=limits, refresh_seconds=refresh_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await run_in_threadpool(state.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.stop)
+
+    app = FastAPI(title="cycleml", version=__version__, lifespan=lifespan)
+    app.state.serving = state
+    tokens = tokens_from_env(token)
+    # outermost first: metrics see every answer, auth runs before any body is read
+    app.add_middleware(BodyLimit, limits=state.limits)
+    if tokens:
+        app.add_middleware(TokenAuth, tokens=tokens)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)
+    app.state.auth = bool(tokens)
+    metrics = state.metrics
+
+    def _count_error(request: Request, error: str) -> None:
+        route = getattr(request.scope.get("route"), "path", None) or "other"
+        metrics.errors.labels(route, error).inc()
 
     @app.exception_handler(CycleMLError)
-    async def _cycleml_error(_request: Request, exc: CycleMLError) -> JSONResponse:
+    async def _cycleml_error(request: Request, exc: CycleMLError) -> JSONResponse:
+        _count_error(request, type(exc).__name__)
         return JSONResponse(exc.to_dict(), status_code=exc.http_status)
 
+    @app.exception_handler(SQLAlchemyError)
+    async def _store_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        _count_error(request, "StoreError")
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        err = StoreError(
+            f"the store could not answer: {type(exc).__name__}: {first}",
+            hint="check that the store (the `store:` URL in cycleml.yaml) is up; "
+            "GET /readyz reports it",
+        )
+        return JSONResponse(err.to_dict(), status_code=err.http_status)
+
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        from ._schema import where
+
+        _count_error(request, "RequestError")
         errors = exc.errors()
         malformed = [e for e in errors if e.get("type") == "json_invalid"]
         if malformed:
             e = malformed[0]
-            position = next((p for p in e["loc"] if isinstance(p, int)), None)
             detail = (e.get("ctx") or {}).get("error") or e["msg"]
-            where = f" at character {position}" if position is not None else ""
-            return _error(400, "RequestError", f"malformed JSON{where}: {detail}", _BODY_HINT)
-        fields = [
-            (".".join(str(p) for p in e["loc"] if p != "body") or "body") + f": {e['msg']}"
-            for e in errors
-        ]
-        return _error(422, "RequestError", "invalid request body: " + "; ".join(fields), _BODY_HINT)
+            return _error(400, "RequestError", f"malformed JSON: {detail}", BODY_HINT)
+        fields = [f"{where(tuple(e['loc']))}: {e['msg']}" for e in errors]
+        return _error(422, "RequestError", "invalid request body: " + "; ".join(fields))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -124,7 +153,8 @@ def create_app(project: Project, *, token: str | None = None) -> FastAPI:
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _count_error(request, "InternalError")
         return _error(
             500,
             "InternalError",
@@ -132,12 +162,14 @@ def create_app(project: Project, *, token: str | None = None) -> FastAPI:
             "the server log has the traceback; please report it",
         )
 
+    # -- probes and metrics ------------------------------------------------------------------
+
     @app.get("/healthz")
-    def healthz() -> dict:
+    async def healthz() -> dict:
         return {"status": "ok", "version": __version__}
 
     @app.get("/readyz")
-    def readyz() -> JSONResponse:
+    def readyz():
         import sqlalchemy as sa
 
         checks: dict[str, Any] = {}
@@ -154,17 +186,37 @@ def create_app(project: Project, *, token: str | None = None) -> FastAPI:
             checks["store"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             ok = False
         for problem in project.spec.problems:
+            loaded = state.cache.peek(problem)
             try:
-                checks[f"model:{problem}"] = project.model_cache.get(problem).version.name
+                loaded = loaded or state.cache.get(problem)
+                checks[f"model:{problem}"] = loaded.version.name
             except CycleMLError as exc:
                 checks[f"model:{problem}"] = exc.message
                 ok = False
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+            except Exception as exc:  # noqa: BLE001 - the store is down: reported above
+                checks[f"model:{problem}"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                ok = False
+            if problem in state.cache.errors:
+                checks[f"reload:{problem}"] = state.cache.errors[problem]
+        log = state.logger.status()
+        checks["prediction_log"] = "ok" if log["error"] is None else log["error"]
+        if log["error"] is not None:
+            ok = False
+        body = {"ready": ok, "checks": checks, "prediction_log": log}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    def metrics_text():
+        metrics.log_queue.set(state.logger.depth)
+        text, content_type = metrics.render()
+        return Response(text, media_type=content_type)
+
+    # -- models --------------------------------------------------------------------------------
 
     @app.get("/v1/models/{problem}")
     def model_info(problem: str) -> dict:
-        project._problem(problem)
-        loaded = project.model_cache.get(problem)
+        state.check_problem(problem)
+        loaded = state.model(problem)
         bundle = loaded.bundle
         return {
             "problem": problem,
@@ -175,27 +227,124 @@ def create_app(project: Project, *, token: str | None = None) -> FastAPI:
             "features": [{"name": c.name, "kind": c.kind} for c in bundle.columns],
         }
 
-    @app.post("/v1/models/{problem}/predict")
-    def predict(problem: str, body: PredictRequest) -> dict:
-        items = body.records if body.records is not None else body.entities
-        if items is not None and len(items) > MAX_ITEMS:
-            raise PayloadTooLargeError(
-                f"{len(items)} items in one request; the limit is {MAX_ITEMS}",
-                hint="split the batch, or use `cycleml predict --batch` for bulk scoring",
-            )
-        return project.predict(
-            problem, records=body.records, entities=body.entities, as_of=body.as_of
-        )
+    async def _loaded(problem: str):
+        state.check_problem(problem)
+        loaded = state.cache.peek(problem)
+        if loaded is None or not state.cache.background:
+            loaded = await run_in_threadpool(state.model, problem)
+        return loaded
 
+    @app.post(
+        "/v1/models/{problem}/predict",
+        openapi_extra=_body_doc(_GenericPredict),
+        summary="Score records or entities with the production model",
+    )
+    async def predict(problem: str, request: Request):
+        started = time.perf_counter()
+        raw = await request.body()
+        loaded = await _loaded(problem)
+        body = loaded.extra["schema"].parse_predict(raw)
+        if body.records is not None and len(body.records) <= INLINE_RECORDS:
+            # small batches score on the event loop: no thread hop on the fast path
+            answer = state.score_records(problem, loaded, body.records, started)
+        elif body.records is not None:  # bigger ones in a thread, not blocking other requests
+            answer = await run_in_threadpool(
+                state.score_records, problem, loaded, body.records, started
+            )
+        else:
+            answer = await run_in_threadpool(
+                state.score_entities, problem, loaded, body.entities, body.as_of, started
+            )
+        return _json(answer)
+
+    @app.post(
+        "/v1/models/{problem}/rank",
+        openapi_extra=_body_doc(_GenericRank),
+        summary="Order candidate items for an entity by the ranking model's score",
+    )
+    async def rank(problem: str, request: Request):
+        from ._rank import rank_items
+
+        started = time.perf_counter()
+        raw = await request.body()
+        loaded = await _loaded(problem)
+        body = loaded.extra["schema"].parse_rank(raw)
+        answer = await run_in_threadpool(rank_items, state, problem, body, started, loaded)
+        return _json(answer)
+
+    try:
+        from ._collect import make_router
+    except ImportError:  # pragma: no cover - until serve/_collect.py exists
+        make_router = None
+    if make_router is not None:
+        app.include_router(make_router(project, state))
+
+    def openapi() -> dict:
+        """The generated schema plus one predict (and rank) path per problem, with the fields of
+        its production model."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            try:
+                app.openapi_schema = get_openapi(
+                    title=app.title, version=app.version, routes=app.routes
+                )
+            except Exception:  # noqa: BLE001 - one undocumentable route must not hide the rest
+                routes = []
+                for route in app.routes:
+                    try:
+                        get_openapi(title=app.title, version=app.version, routes=[route])
+                    except Exception:  # noqa: BLE001
+                        name = getattr(route, "path", None) or type(route).__name__
+                        log.warning("/openapi.json leaves out %s (it cannot be documented)", name)
+                        continue
+                    routes.append(route)
+                app.openapi_schema = get_openapi(
+                    title=app.title, version=app.version, routes=routes
+                )
+        schema = copy.deepcopy(app.openapi_schema)
+        paths = schema.setdefault("paths", {})
+        for problem in project.spec.problems:
+            loaded = state.cache.peek(problem)
+            if loaded is None:
+                try:
+                    loaded = state.model(problem)
+                except Exception:  # noqa: BLE001 - no model yet: the generic path documents it
+                    continue
+            kinds = ["predict"] + (["rank"] if loaded.bundle.task == "ranking" else [])
+            for kind in kinds:
+                generic = paths.get(f"/v1/models/{{problem}}/{kind}", {}).get("post")
+                if generic is None:
+                    continue
+                op = copy.deepcopy(generic)
+                op["parameters"] = [p for p in op.get("parameters", []) if p["name"] != "problem"]
+                op["operationId"] = f"{kind}_{problem}"
+                op["summary"] = f"{kind.capitalize()} with the {problem} model"
+                op.update(loaded.extra["schema"].openapi(kind))
+                paths[f"/v1/models/{problem}/{kind}"] = {"post": op}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
+def app_from_env() -> FastAPI:
+    """The app factory uvicorn workers import (``cycleml serve --workers N``): the project path
+    comes from ``$CYCLEML_PROJECT``."""
+    from ..project import Project
 
+    project = Project(os.environ.get(PROJECT_ENV, "."))
+    project.store.open()
+    return create_app(project)
+
+
+def is_loopback(host: str) -> bool:
     if host in ("localhost",):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+__all__ = ["MAX_ITEMS", "PROJECT_ENV", "TOKEN_ENV", "app_from_env", "create_app", "is_loopback"]

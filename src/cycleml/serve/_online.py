@@ -1,4 +1,4 @@
-"""Online predictions: validate request records against the model's features, score, log."""
+"""Online predictions: the model cache, record checks, entity features, scoring and log rows."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 
 from ..data import quote
-from ..errors import InvalidRecordsError
+from ..errors import CycleMLError, InvalidRecordsError
 from ..features import FeatureSet
 from ..registry import ModelBundle, ModelVersion, Registry
 from ..store import Store, utcnow
@@ -21,33 +22,73 @@ from ..store.tables import prediction_log
 
 @dataclass
 class LoadedModel:
+    """A model version in memory; ``extra`` holds what the server derives from it once (the
+    request schema)."""
+
     version: ModelVersion
     bundle: ModelBundle
+    extra: dict = field(default_factory=dict)
 
 
 class ModelCache:
-    """The production model per problem, reloaded when the production version changes."""
+    """The production model per problem.
 
-    def __init__(self, registry: Registry, ttl_seconds: float = 2.0) -> None:
+    Without a refresher, :meth:`get` re-reads the production version every ``ttl_seconds`` on the
+    caller's thread. With one (``background=True``, the server), :meth:`get` never touches the
+    store once a problem is loaded: :meth:`refresh` (called off the request path) loads a newly
+    promoted version completely and then swaps it in with one assignment, so a request uses
+    either the old or the new model, never a half-loaded one. A failed reload keeps the old
+    model and is reported in :attr:`errors`."""
+
+    def __init__(
+        self, registry: Registry, ttl_seconds: float = 2.0, *, on_load=None, background=False
+    ) -> None:
         self.registry = registry
         self.ttl = ttl_seconds
+        self.on_load = on_load
+        self.background = background
+        self.errors: dict[str, str] = {}
         self._models: dict[str, LoadedModel] = {}
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def peek(self, problem: str) -> LoadedModel | None:
+        return self._models.get(problem)
+
+    def loaded(self) -> dict[str, LoadedModel]:
+        return dict(self._models)
+
     def get(self, problem: str) -> LoadedModel:
-        now = time.monotonic()
         loaded = self._models.get(problem)
-        if loaded is not None and now - self._checked.get(problem, 0) < self.ttl:
+        if loaded is not None and (
+            self.background or time.monotonic() - self._checked.get(problem, 0) < self.ttl
+        ):
             return loaded
+        return self._load(problem)
+
+    def _load(self, problem: str) -> LoadedModel:
         version = self.registry.get(problem)
         with self._lock:
             loaded = self._models.get(problem)
             if loaded is None or loaded.version.id != version.id:
-                loaded = LoadedModel(version, self.registry.load(version))
-                self._models[problem] = loaded
-            self._checked[problem] = now
+                fresh = LoadedModel(version, self.registry.load(version))
+                if self.on_load is not None:
+                    self.on_load(fresh)
+                self._models[problem] = loaded = fresh  # the swap: one assignment
+            self._checked[problem] = time.monotonic()
         return loaded
+
+    def refresh(self, problems=None) -> None:
+        """Check the production version of ``problems`` (default: those loaded) and swap in new
+        ones. Never raises: a failure is kept in :attr:`errors` and the old model serves on."""
+        for problem in list(problems if problems is not None else self._models):
+            try:
+                self._load(problem)
+                self.errors.pop(problem, None)
+            except CycleMLError as exc:
+                self.errors[problem] = exc.message
+            except Exception as exc:  # noqa: BLE001 - a store outage must not stop the loop
+                self.errors[problem] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
 
 def check_records(records: list[dict], bundle: ModelBundle) -> pd.DataFrame:
@@ -85,102 +126,75 @@ def check_records(records: list[dict], bundle: ModelBundle) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=bundle.feature_names)
 
 
-def predict_online(
-    cache: ModelCache,
+# -- entity features -----------------------------------------------------------------------------
+
+
+def _online_lookup():
+    try:
+        from ._online_store import lookup
+    except ImportError:  # pragma: no cover - until serve/_online_store.py exists
+        return None
+    return lookup
+
+
+def entity_features(
     featureset: FeatureSet,
-    store: Store,
+    store: Store | None,
+    entities: list[str],
+    as_of: datetime | None,
     *,
-    records: list[dict] | None = None,
-    entities: list[str] | None = None,
-    as_of: datetime | None = None,
-    log: bool = True,
-) -> dict:
-    """Score records (feature values) or entities (features computed as of ``as_of``, default
-    now). Items answer in request order; an unknown entity answers ``score: null`` with an
-    ``error`` instead of failing the request. Every scored item is one prediction-log row."""
-    if (records is None) == (entities is None):
-        raise InvalidRecordsError("send exactly one of `records` or `entities`")
-    started = time.perf_counter()
-    loaded = cache.get(featureset.name)
-    bundle = loaded.bundle
-    if records is not None:
-        frame = check_records(records, bundle)
-        ids = [
-            str(r.get("id", i)) if isinstance(r, dict) else str(i) for i, r in enumerate(records)
-        ]
-        inputs = records
-        order = list(range(len(records)))
-    else:
-        if not entities:
-            raise InvalidRecordsError("entities is empty", hint="send at least one entity id")
-        ids = [str(e) for e in entities]
+    lock: threading.Lock | None = None,
+    online: bool = True,
+) -> tuple[pd.DataFrame, dict]:
+    """Feature rows (entity column + features) for the known ``entities`` among those asked,
+    and how fresh they are. Without ``as_of``: from the online store when the problem is
+    materialized there (entities it lacks are computed as of now), else computed as of now.
+    With ``as_of``: computed by :meth:`FeatureSet.compute`. ``lock`` guards the DuckDB
+    connection."""
+    unique = list(dict.fromkeys(entities))
+    parts: list[pd.DataFrame] = []
+    fresh: dict = {}
+    missing = unique
+    if as_of is None and online and store is not None:
+        lookup = _online_lookup()
+        if lookup is not None:
+            found, info = lookup(store, featureset.name, unique)
+            if info:
+                fresh = {"source": "online_store", **_iso(info)}
+            if found is not None and len(found):
+                found = found.copy()
+                found[featureset.entity] = found[featureset.entity].astype(str)
+                parts.append(found)
+                have = set(found[featureset.entity])
+                missing = [e for e in unique if e not in have]
+    if missing:
         when = _naive_utc(as_of) if as_of is not None else utcnow()
-        known = _known_entities(featureset, ids)
-        unique = list(dict.fromkeys(e for e in ids if e in known))
-        if unique:
-            computed = featureset.compute(unique, when)
-            computed[featureset.entity] = computed[featureset.entity].astype(str)
-            frame = computed.set_index(featureset.entity, drop=False).loc[unique]
-            frame = frame.reset_index(drop=True)
-        else:
-            frame = pd.DataFrame(columns=bundle.feature_names)
-        position = {e: i for i, e in enumerate(unique)}
-        order = [position.get(e) for e in ids]
-        inputs = (
-            frame[bundle.feature_names]
-            .astype(object)
-            .where(frame[bundle.feature_names].notna(), None)
-            .to_dict("records")
-        )
-    scores = bundle.score(frame) if len(frame) else []
-    labels = bundle.labels(scores) if len(frame) else None
-    request_id = uuid.uuid4().hex
-    items = []
-    logged_items, logged_inputs = [], []
-    for i, row in enumerate(order):
-        if row is None:
-            items.append(
-                {
-                    "id": ids[i],
-                    "score": None,
-                    "label": None,
-                    "error": f"unknown {featureset.entity} {ids[i]!r}",
-                }
-            )
-            continue
-        item = {
-            "id": ids[i],
-            "score": float(scores[row]),
-            "label": int(labels[row]) if labels is not None else None,
-        }
-        items.append(item)
-        logged_items.append(item)
-        logged_inputs.append(inputs[row])
-    latency = (time.perf_counter() - started) * 1000
-    if log and logged_items:
-        log_predictions(
-            store,
-            featureset.name,
-            loaded.version.id,
-            request_id,
-            logged_items,
-            logged_inputs,
-            latency,
-            entities is not None,
-        )
-    return {
-        "model_version": loaded.version.name,
-        "request_id": request_id,
-        "predictions": items,
-    }
+        guard = lock if lock is not None else threading.Lock()
+        with guard:
+            known = _known_entities(featureset, missing)
+            wanted = [e for e in missing if e in known]
+            if wanted:
+                computed = featureset.compute(wanted, when)
+                computed[featureset.entity] = computed[featureset.entity].astype(str)
+                parts.append(computed)
+        if wanted and not fresh:
+            fresh = {"source": "computed", "as_of": when.isoformat()}
+        elif wanted:
+            fresh["computed_as_of"] = when.isoformat()
+    if not parts:
+        return pd.DataFrame(columns=[featureset.entity]), fresh
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return frame.reset_index(drop=True), fresh
+
+
+def _iso(info: dict) -> dict:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in info.items()}
 
 
 def _naive_utc(when: datetime) -> datetime:
     """The store's time convention: naive UTC (an aware time is converted, a naive one kept)."""
     if when.tzinfo is None:
         return when
-    from datetime import UTC
-
     return when.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -207,36 +221,165 @@ def _known_entities(featureset: FeatureSet, entities: list[str]) -> set[str]:
     return found
 
 
-def log_predictions(
-    store, problem, model_id, request_id, items, inputs, latency, by_entity
-) -> None:
+# -- scoring and the answer ------------------------------------------------------------------------
+
+
+def score_frame(
+    problem: str,
+    loaded: LoadedModel,
+    frame: pd.DataFrame,
+    ids: list[str],
+    order: list[int | None],
+    *,
+    entity_name: str | None,
+    by_entity: bool,
+    started: float,
+    inputs=None,
+) -> tuple[dict, list[dict]]:
+    """Score ``frame`` and build the answer: one item per id, in request order (``order[i]`` is
+    the frame row of item ``i``, None for an unknown entity). Returns (answer, log rows)."""
+    bundle = loaded.bundle
+    if len(frame):
+        scores, labels = bundle.outputs(frame)
+        scores = scores.tolist()
+        labels = labels.tolist() if labels is not None else None
+    else:
+        scores, labels = [], None
+    request_id = uuid.uuid4().hex
+    items: list[dict] = []
+    logged: list[tuple[dict, int]] = []
+    for i, row in enumerate(order):
+        item = {"id": ids[i]}
+        if by_entity:
+            item["entity"] = ids[i]
+        if row is None:
+            item.update(score=None, label=None, error=f"unknown {entity_name} {ids[i]!r}")
+            items.append(item)
+            continue
+        item["score"] = scores[row]
+        item["label"] = labels[row] if labels else None
+        items.append(item)
+        logged.append((item, row))
+    latency = (time.perf_counter() - started) * 1000
     now = utcnow()
+    version_id = loaded.version.id
+    if inputs is None:
+        inputs = _frame_inputs(frame, bundle.feature_names) if logged else []
     rows = [
         {
             "request_id": request_id,
             "problem": problem,
-            "model_version_id": model_id,
+            "model_version_id": version_id,
             "entity": item["id"] if by_entity else None,
-            "inputs": _jsonable(inputs[i]),
+            "item_id": None if by_entity else item["id"],
+            "inputs": inputs[row],
             "score": item["score"],
-            "label": item["label"],
+            "label": _log_label(item["label"]),
+            "class_label": _class_label(item["label"]),
             "latency_ms": latency,
             "created_at": now,
         }
-        for i, item in enumerate(items)
+        for item, row in logged
     ]
-    with store.begin() as conn:
-        conn.execute(prediction_log.insert(), rows)
+    answer = {"model_version": loaded.version.name, "request_id": request_id, "predictions": items}
+    return answer, rows
+
+
+def _log_label(label):
+    """The log's integer label: 0/1 or an integer class; None for a text class value."""
+    if isinstance(label, bool | np.bool_):
+        return int(label)
+    if isinstance(label, int | np.integer):
+        return int(label)
+    return None
+
+
+def _class_label(label):
+    """The log's text class: a multiclass model's class value (None for 0/1 labels)."""
+    if label is None or isinstance(label, bool | np.bool_ | int | np.integer):
+        return None
+    return str(label)
+
+
+def _frame_inputs(frame: pd.DataFrame, names: list[str]) -> list[dict]:
+    cols = [n for n in names if n in frame.columns]
+    return [_jsonable(r) for r in frame[cols].to_dict("records")]
 
 
 def _jsonable(record: dict) -> dict:
     out = {}
     for key, value in record.items():
-        if isinstance(value, float) and not math.isfinite(value):
+        if (
+            isinstance(value, float)
+            and not math.isfinite(value)
+            or value is pd.NaT
+            or value is pd.NA
+        ):
             value = None
         elif hasattr(value, "item"):
             value = value.item()
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
         elif not isinstance(value, str | int | float | bool) and value is not None:
             value = str(value)
         out[key] = value
     return out
+
+
+def write_log(store: Store, rows: list[dict]) -> None:
+    """Write log rows at once, in one transaction (the in-process path; the server batches)."""
+    if rows:
+        with store.begin() as conn:
+            conn.execute(prediction_log.insert(), rows)
+
+
+def predict_online(
+    cache: ModelCache,
+    featureset: FeatureSet,
+    store: Store,
+    *,
+    records: list[dict] | None = None,
+    entities: list[str] | None = None,
+    as_of: datetime | None = None,
+    log: bool = True,
+    sink=None,
+    lock: threading.Lock | None = None,
+) -> dict:
+    """Score records (feature values) or entities (features as of ``as_of``; default now, from
+    the online store when materialized). Items answer in request order; an unknown entity answers
+    ``score: null`` with an ``error`` instead of failing the request. Every scored item is one
+    prediction-log row, handed to ``sink`` (a callable taking the rows) or written at once."""
+    if (records is None) == (entities is None):
+        raise InvalidRecordsError("send exactly one of `records` or `entities`")
+    started = time.perf_counter()
+    loaded = cache.get(featureset.name)
+    bundle = loaded.bundle
+    freshness = None
+    if records is not None:
+        frame = check_records(records, bundle)
+        ids = [
+            str(r.get("id", i)) if isinstance(r, dict) else str(i) for i, r in enumerate(records)
+        ]
+        order: list[int | None] = list(range(len(records)))
+    else:
+        if not entities:
+            raise InvalidRecordsError("entities is empty", hint="send at least one entity id")
+        ids = [str(e) for e in entities]
+        frame, freshness = entity_features(featureset, store, ids, as_of, lock=lock)
+        position = {e: i for i, e in enumerate(frame[featureset.entity])}
+        order = [position.get(e) for e in ids]
+    answer, rows = score_frame(
+        featureset.name,
+        loaded,
+        frame,
+        ids,
+        order,
+        entity_name=featureset.entity,
+        by_entity=entities is not None,
+        started=started,
+    )
+    if freshness is not None:
+        answer["features"] = freshness
+    if log and rows:
+        (sink or (lambda r: write_log(store, r)))(rows)
+    return answer

@@ -27,6 +27,7 @@ from ._models import (
     Spec,
     TrainingSpec,
 )
+from ._schedules import ScheduleSpec
 
 __all__ = [
     "LABEL_KINDS",
@@ -47,6 +48,7 @@ __all__ = [
     "MetricSpec",
     "MonitoringSpec",
     "ProblemSpec",
+    "ScheduleSpec",
     "SourceSpec",
     "Spec",
     "SumWithinLabel",

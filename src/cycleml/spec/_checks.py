@@ -35,10 +35,41 @@ def cross_check(spec: Spec) -> list[SpecIssue]:
             issues.append(
                 unknown_name("source", exp.source, spec.sources, f"experiments.{ename}.source")
             )
+    # -- schedules (issue 6) --
+    for jname, job in spec.schedules.items():
+        if job.problem not in spec.problems:
+            issues.append(
+                unknown_name("problem", job.problem, spec.problems, f"schedules.{jname}.problem")
+            )
+        if job.to is not None:
+            issues.extend(_target_issues(jname, job.to))
     from ._cleaning import check_cleaning
 
     issues.extend(check_cleaning(spec))
     return issues
+
+
+# -- schedules (issue 6) --
+def _target_issues(jname: str, to: str) -> list[SpecIssue]:
+    """A schedule's ``to`` must be a target `predict --batch --to` understands (parsed only:
+    nothing is opened or created)."""
+    from pathlib import Path
+
+    from ..batch._targets import parse_target
+
+    try:
+        parse_target(to, Path("."))
+    except Exception as exc:  # TargetError, or a URL SQLAlchemy cannot parse
+        return [
+            SpecIssue(
+                f"schedules.{jname}.to",
+                getattr(exc, "message", None) or str(exc).splitlines()[0],
+                getattr(exc, "hint", None)
+                or "use sqlite:///p.db#table, postgresql://user@host/db#table, "
+                "duckdb:///p.duckdb#table or a folder path ending in .parquet",
+            )
+        ]
+    return []
 
 
 _LABEL_TASKS = {

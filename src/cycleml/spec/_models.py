@@ -15,6 +15,51 @@ from ._base import Name, _Model
 from ._cleaning import CleaningStep
 from ._features import FeatureGroupSpec
 from ._labels import Cutoffs, Label
+from ._schedules import ScheduleSpec  # schedules (issue 6)
+
+# -- collected events (issue 6) -------------------------------------------------------------------
+# The column types a collect-only source may declare, and the DuckDB type each one means.
+COLUMN_TYPES = {
+    "string": "VARCHAR",
+    "varchar": "VARCHAR",
+    "text": "VARCHAR",
+    "integer": "BIGINT",
+    "int": "BIGINT",
+    "bigint": "BIGINT",
+    "number": "DOUBLE",
+    "float": "DOUBLE",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+}
+
+
+def _check_collect(source: SourceSpec) -> None:
+    """`collect: true` needs entity and time; `columns:` only on a collect-only source."""
+    if source.collect and (not source.entity or not source.time):
+        raise ValueError("a `collect: true` source needs `entity` and `time` columns")
+    if source.columns is None:
+        if source.path is None and source.url is None:
+            raise ValueError(
+                "a `collect: true` source without `path` or `url` needs `columns:` "
+                "(name: type) to say what its events hold"
+            )
+        return
+    if not source.collect or source.path is not None or source.url is not None:
+        raise ValueError("`columns:` is only for a `collect: true` source without `path`/`url`")
+    bad = [f"{k}: {v}" for k, v in source.columns.items() if v.lower() not in COLUMN_TYPES]
+    if bad:
+        raise ValueError(
+            f"unknown column type(s) {', '.join(bad)}; use one of {', '.join(COLUMN_TYPES)}"
+        )
+    missing = [c for c in (source.entity, source.time) if c not in source.columns]
+    if missing:
+        raise ValueError(f"`columns:` must list the entity and time columns ({', '.join(missing)})")
+
+
+# -- end of the collected events block --
 
 
 class SourceSpec(_Model):
@@ -31,9 +76,16 @@ class SourceSpec(_Model):
     valid_from: str | None = None  # with valid_to: rows valid in [valid_from, valid_to)
     valid_to: str | None = None
     description: str | None = None
+    # -- collected events (issue 6): POST /v1/events adds rows to this source's view --
+    collect: bool = False
+    columns: dict[str, str] | None = None  # a collect-only source's column types
 
     @model_validator(mode="after")
     def _one_location(self) -> SourceSpec:
+        if self.collect or self.columns is not None:  # collected events (issue 6)
+            _check_collect(self)
+            if self.path is None and self.url is None:
+                return self
         if (self.path is None) == (self.url is None):
             raise ValueError(
                 "give exactly one of `path` (a file or glob) or `url` + `table` (a database table)"
@@ -46,14 +98,26 @@ class SourceSpec(_Model):
 
     @property
     def kind(self) -> str:
-        """``file``, ``sqlite`` or ``postgres``."""
+        """``file``, ``sqlite``, ``postgres`` or ``collected`` (collect-only, no file or table)."""
         if self.path is not None:
             return "file"
+        if self.url is None:
+            return "collected"
         return "postgres" if self.url and self.url.startswith("postgres") else "sqlite"
 
 
 MetricName = Literal[
-    "recall", "precision", "f1", "roc_auc", "pr_auc", "accuracy", "mae", "rmse", "r2"
+    "recall",
+    "precision",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "accuracy",
+    "mae",
+    "rmse",
+    "r2",
+    "ndcg",
+    "map",
 ]
 
 
@@ -62,6 +126,8 @@ class MetricSpec(_Model):
 
     name: MetricName = "roc_auc"
     goal: float | None = Field(default=None, ge=0)
+    # Ranking: the cut-off of NDCG@k / MAP@k (default 10).
+    k: PositiveInt | None = None
 
 
 class ProblemSpec(_Model):
@@ -99,13 +165,30 @@ class TrainingSpec(_Model):
     segment: str | None = None
 
 
+# -- experiments (issue 7) ------------------------------------------------------------------------
 class ExperimentMetricSpec(_Model):
-    type: Literal["proportion", "mean"]
+    """``column`` per unit; a ratio divides the per-unit sums of ``column`` and ``denominator``;
+    ``covariate`` (a pre-period column) turns on CUPED."""
+
+    type: Literal["proportion", "mean", "ratio"]
     column: str
+    denominator: str | None = None
+    covariate: str | None = None
+
+    @model_validator(mode="after")
+    def _parts(self) -> ExperimentMetricSpec:
+        if self.type == "ratio" and not self.denominator:
+            raise ValueError("a `ratio` metric needs `denominator` (and `column`, the numerator)")
+        if self.type != "ratio" and self.denominator:
+            raise ValueError("`denominator` is only for `type: ratio`")
+        if self.type == "ratio" and self.covariate:
+            raise ValueError("`covariate` (CUPED) is for proportion and mean metrics")
+        return self
 
 
 class ExperimentSpec(_Model):
-    """An experiment whose units, variants and outcomes are rows of a source."""
+    """An experiment whose units, variants and outcomes are rows of a source (``rows: unit``,
+    one row per unit) or events summed per unit (``rows: event``)."""
 
     source: Name
     unit: str
@@ -115,6 +198,9 @@ class ExperimentSpec(_Model):
     primary: Name | None = None
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     weights: dict[str, float] | None = None
+    rows: Literal["unit", "event"] = "unit"
+    sequential: bool = True
+    sequential_tuning: float = Field(default=5000, gt=0)
 
     @field_validator("weights")
     @classmethod
@@ -131,6 +217,8 @@ class ExperimentSpec(_Model):
     def _primary(self) -> ExperimentSpec:
         if self.primary is not None and self.primary not in self.metrics:
             raise ValueError(f"`primary` {self.primary!r} is not one of `metrics`")
+        if self.weights is not None and self.control not in self.weights:
+            raise ValueError(f"`weights` has no weight for the control {self.control!r}")
         return self
 
     @property
@@ -138,9 +226,31 @@ class ExperimentSpec(_Model):
         return self.primary or next(iter(self.metrics))
 
 
+# -- end of experiments (issue 7) ---------------------------------------------------------------
+
+
+# -- monitoring (issue 8, drift): methods are those of cycleml.monitor's registry ----------------
+DriftMethodName = Literal["ks", "chi2", "z", "psi", "jensenshannon", "wasserstein", "kl"]
+
+
 class MonitoringSpec(_Model):
+    """Drift checks (see docs/monitoring.md): thresholds, per-column methods, quality limits."""
+
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     drift_share: float = Field(default=0.5, gt=0, le=1)
+    methods: dict[str, DriftMethodName] = {}  # column -> method (default: automatic choice)
+    thresholds: dict[str, float] = {}  # column or method name -> threshold
+    small_sample: PositiveInt = 1000  # at most this many rows: tests; above: distances
+    domain_classifier: bool = True
+    domain_sample: PositiveInt = 4000  # rows per side the domain classifier trains on
+    domain_auc: float = Field(default=0.55, gt=0.5, lt=1)
+    missing_rate_jump: float = Field(default=0.05, gt=0, le=1)
+    out_of_range_share: float = Field(default=0.01, gt=0, le=1)
+    min_chunk_rows: PositiveInt = 30
+    chunk: Literal["day", "week"] | None = None  # chunk the current data by its time
+
+
+# -- end monitoring ------------------------------------------------------------------------------
 
 
 class DaskSpec(_Model):
@@ -167,6 +277,8 @@ class Spec(_Model):
     monitoring: MonitoringSpec = MonitoringSpec()
     engine: Literal["duckdb", "dask"] = "duckdb"
     dask: DaskSpec = DaskSpec()
+    # -- schedules (issue 6): jobs `cycleml schedule run` runs on cron --
+    schedules: dict[Name, ScheduleSpec] = {}
 
     @field_validator(
         "sources",
@@ -176,6 +288,7 @@ class Spec(_Model):
         "experiments",
         "cleaning",
         "monitoring",
+        "schedules",
         mode="before",
     )
     @classmethod

@@ -99,6 +99,10 @@ predictions = Table(
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), nullable=False),
     Column("run_id", Integer, ForeignKey("prediction_runs.id"), nullable=False),
     Index("ix_predictions_problem_as_of", "problem", "as_of"),
+    # 0003: forecasts (day h of the horizon and its date) and multiclass class values as text.
+    Column("horizon", Integer),
+    Column("target_date", DateTime),
+    Column("class_label", String(200)),
 )
 
 prediction_log = Table(
@@ -116,6 +120,8 @@ prediction_log = Table(
     Column("created_at", DateTime, nullable=False),
     # The record's `id` (or its position) for record predictions, so feedback can name it.
     Column("item_id", String(200)),
+    # 0003: a multiclass model's predicted class as text (`label` holds integer classes only).
+    Column("class_label", String(200)),
 )
 
 profiles = Table(
