@@ -11,7 +11,7 @@
 #   scripts/test-services.sh stop [DIR]
 #       Stop the cluster in DIR (default: $CYCLEML_TEST_PG_DIR) and delete DIR.
 #   scripts/test-services.sh ensure-binaries
-#       Make sure the PostgreSQL server binaries are installed (apt if missing).
+#       Make sure the PostgreSQL server binaries and wrk are installed (apt if missing).
 #
 # The cluster lives in a fresh `mktemp -d` directory (data dir, unix socket,
 # log), uses trust auth, listens only on 127.0.0.1 on a free port (from 55432
@@ -46,19 +46,25 @@ find_pg_bin() {
     fi
 }
 
-# Install the Debian `postgresql` package if no server binaries are present.
+# Install the Debian packages the tests need when they are missing: `postgresql`
+# (server binaries) and `wrk` (the serving benchmark's load generator, whose
+# harness has tests).
 ensure_binaries() {
-    if [[ -n "$(find_pg_bin)" ]]; then
+    local missing=()
+    [[ -n "$(find_pg_bin)" ]] || missing+=(postgresql)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    if [[ ${#missing[@]} -eq 0 ]]; then
         return 0
     fi
-    [[ "$(id -u)" == 0 ]] || die "PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin; install the 'postgresql' package (e.g. sudo apt-get install postgresql)"
-    command -v apt-get >/dev/null 2>&1 || die "PostgreSQL not installed and apt-get is not available"
-    log "PostgreSQL server binaries not found; installing with apt-get"
+    [[ "$(id -u)" == 0 ]] || die "missing Debian package(s): ${missing[*]} (PostgreSQL server binaries in /usr/lib/postgresql/*/bin, wrk on PATH); install them (e.g. sudo apt-get install ${missing[*]})"
+    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available"
+    log "installing with apt-get: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     # (apt output goes to stderr: `start` keeps stdout for its export lines)
     apt-get update -q >&2
-    apt-get install -y -q --no-install-recommends postgresql >&2
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
     [[ -n "$(find_pg_bin)" ]] || die "apt-get install postgresql did not provide /usr/lib/postgresql/*/bin/initdb"
+    command -v wrk >/dev/null 2>&1 || die "apt-get install wrk did not provide wrk"
     # The Debian package creates and may start a system cluster ("main") on
     # port 5432. We don't need it: stop whatever the install just started.
     if command -v pg_lsclusters >/dev/null 2>&1; then
