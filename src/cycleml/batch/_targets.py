@@ -230,6 +230,21 @@ _SQLITE_TYPES = {
 }
 
 
+def _writable_file(path: Path, what: str) -> None:
+    """Create ``path``'s folder if missing; a TargetError unless the file can be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TargetError(
+            f"cannot create the folder of {path}: {exc.strerror or exc}",
+            hint="pick a path you can write to",
+        ) from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise TargetError(
+            f"cannot write the {what} file {path}", hint="pick a path you can write to"
+        )
+
+
 class SQLiteTarget(Target):
     """A table in a SQLite file (created with the file if missing), written with ADBC ingest.
     Times are stored as text ``YYYY-MM-DD HH:MM:SS.ffffff``. No index is created: a rerun's
@@ -245,20 +260,7 @@ class SQLiteTarget(Target):
     def _connect(self):
         import adbc_driver_sqlite.dbapi as sqlite_dbapi
 
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TargetError(
-                f"cannot create the folder of {self.path}: {exc.strerror or exc}",
-                hint="pick a path you can write to",
-            ) from None
-        if not os.access(self.path.parent, os.W_OK) or (
-            self.path.exists() and not os.access(self.path, os.W_OK)
-        ):
-            raise TargetError(
-                f"cannot write the SQLite file {self.path}",
-                hint="pick a path you can write to",
-            )
+        _writable_file(self.path, "SQLite")
         try:
             conn = sqlite_dbapi.connect(str(self.path))
         except Exception as exc:
@@ -467,19 +469,7 @@ class DuckDBTarget(Target):
     def _connect(self):
         import duckdb
 
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TargetError(
-                f"cannot create the folder of {self.path}: {exc.strerror or exc}",
-                hint="pick a path you can write to",
-            ) from None
-        if not os.access(self.path.parent, os.W_OK) or (
-            self.path.exists() and not os.access(self.path, os.W_OK)
-        ):
-            raise TargetError(
-                f"cannot write the DuckDB file {self.path}", hint="pick a path you can write to"
-            )
+        _writable_file(self.path, "DuckDB")
         try:
             con = duckdb.connect(str(self.path))
         except duckdb.Error as exc:
