@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -277,6 +278,9 @@ def test_a_store_gone_mid_service_answers_503_and_keeps_the_log_rows(project, re
         # what needs the store answers 503 with a JSON body
         body = _error(_one(app, "POST", URL, json={"entities": ["u000001"]}), 503)
         assert body["error"] == "StoreError" and "store" in body["message"]
+        deadline = time.monotonic() + 10  # the writer tries every 50 ms: wait for its failure
+        while state.logger.failing_since is None and time.monotonic() < deadline:
+            time.sleep(0.02)
         ready = _one(app, "GET", "/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["prediction_log"] != "ok"

@@ -227,7 +227,7 @@ def _known_entities(featureset: FeatureSet, entities: list[str]) -> set[str]:
 def score_frame(
     problem: str,
     loaded: LoadedModel,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | None,
     ids: list[str],
     order: list[int | None],
     *,
@@ -235,16 +235,18 @@ def score_frame(
     by_entity: bool,
     started: float,
     inputs=None,
+    outputs: tuple | None = None,
 ) -> tuple[dict, list[dict]]:
     """Score ``frame`` and build the answer: one item per id, in request order (``order[i]`` is
-    the frame row of item ``i``, None for an unknown entity). Returns (answer, log rows)."""
+    the frame row of item ``i``, None for an unknown entity). Returns (answer, log rows).
+    ``outputs`` are the bundle's (scores, labels) when the caller scored already (``frame`` is
+    then only read for log inputs when ``inputs`` is None)."""
     bundle = loaded.bundle
-    if len(frame):
-        scores, labels = bundle.outputs(frame)
-        scores = scores.tolist()
-        labels = labels.tolist() if labels is not None else None
-    else:
-        scores, labels = [], None
+    if outputs is None:
+        outputs = bundle.outputs(frame) if len(frame) else ([], None)
+    scores, labels = outputs
+    scores = scores.tolist() if hasattr(scores, "tolist") else list(scores)
+    labels = labels.tolist() if labels is not None else None
     request_id = uuid.uuid4().hex
     items: list[dict] = []
     logged: list[tuple[dict, int]] = []

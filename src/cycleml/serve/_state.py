@@ -6,8 +6,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from ..errors import NotFoundError
 from ._limits import Limits
 from ._logger import PredictionLogger
@@ -109,20 +107,21 @@ class ServingState:
     ) -> dict:
         schema: RequestSchema = loaded.extra["schema"]
         values = schema.rows(records)
-        frame = pd.DataFrame(values, columns=schema.names)
         ids = schema.ids(records)
         names = schema.names
         inputs = [dict(zip(names, row, strict=True)) for row in values]
+        # Scored from the dicts: the bundle's compiled scorer needs no DataFrame for a few rows.
         answer, rows = score_frame(
             problem,
             loaded,
-            frame,
+            None,
             ids,
             list(range(len(ids))),
             entity_name=None,
             by_entity=False,
             started=started,
             inputs=inputs,
+            outputs=loaded.bundle.outputs_records(inputs),
         )
         self.logger.put(rows)
         self.metrics.predictions.labels(problem, "predict").inc(len(rows))

@@ -49,7 +49,7 @@ class TrainResult:
 
 
 def prepare_frame(frame: pd.DataFrame, columns: list[FeatureColumn]) -> pd.DataFrame:
-    """The model's input frame: numbers as float, categories as Python strings (or None).
+    """The model's input frame: numbers as float, categories as Python strings (or NaN).
 
     Built column by column as numpy arrays and assembled once: this runs on every online
     request, where per-column pandas assignments cost more than the model itself."""
@@ -66,7 +66,10 @@ def prepare_frame(frame: pd.DataFrame, columns: list[FeatureColumn]) -> pd.DataF
                 numbers = pd.to_numeric(values, errors="coerce").astype("float64")
                 data[col.name] = numbers.to_numpy()
         else:
-            out = np.full(n, None, dtype=object)
+            # Missing is NaN, never None: scikit-learn's imputer does not see None in an
+            # object column, which is what pandas makes of a column with no value at all
+            # (one online record with a missing category).
+            out = np.full(n, np.nan, dtype=object)
             if values is not None:
                 missing = values.isna().to_numpy()
                 raw = values.to_numpy(dtype=object)
