@@ -181,6 +181,7 @@ def test_created_tables_have_the_documented_types(trained_copy, tmp_path):
         "target_date": "TIMESTAMP",
         "score": "DOUBLE",
         "label": "INTEGER",
+        "class_label": "VARCHAR",
         "model_version": "INTEGER",
         "run_id": "BIGINT",
     }
@@ -446,8 +447,8 @@ def test_an_unreachable_postgres_target_fails_before_scoring(trained_copy):
 def test_an_existing_table_with_an_extra_nullable_column_is_written(kind, trained_copy, tmp_path):
     ddl = (
         "CREATE TABLE preds (problem TEXT, entity TEXT, as_of TIMESTAMP, horizon INTEGER, "
-        "target_date TIMESTAMP, score DOUBLE, label INTEGER, model_version INTEGER, "
-        "run_id BIGINT, note TEXT)"
+        "target_date TIMESTAMP, score DOUBLE, label INTEGER, class_label TEXT, "
+        "model_version INTEGER, run_id BIGINT, note TEXT)"
     )
     path = tmp_path / ("p.db" if kind == "sqlite" else "p.duckdb")
     if kind == "sqlite":

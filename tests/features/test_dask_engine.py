@@ -131,7 +131,10 @@ def test_batch_predictions_with_dask_equal_single_process(trained_copy, cluster_
     dask = project.predict_batch("churn", as_of=as_of, engine="dask")
     frame_dask = _predictions(project, dask.id)
     assert dask.rows == single.rows > 0
-    pd.testing.assert_frame_equal(frame_dask, frame_single, check_exact=True)
+    # The same rows, entities and labels; scores equal up to the last bits a linear model's dot
+    # product may round differently in another shard size (small shards use the compiled
+    # scorer, which equals the pipeline within 1e-9).
+    pd.testing.assert_frame_equal(frame_dask, frame_single, check_exact=False, rtol=0, atol=1e-9)
     project.close()
 
 
