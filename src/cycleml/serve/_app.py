@@ -7,6 +7,7 @@ the models, the DuckDB sources, the prediction-log writer and the metrics."""
 from __future__ import annotations
 
 import copy
+import gc
 import ipaddress
 import logging
 import os
@@ -91,6 +92,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await run_in_threadpool(state.start)
+        # Everything loaded so far (models, libraries) lives as long as the server: move it out
+        # of the garbage collector's reach, so a full collection does not stall a request.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
