@@ -209,3 +209,51 @@ job_runs = Table(
     # The scheduler's lock: whoever inserts (job, due_at) first runs it; others skip.
     UniqueConstraint("job", "due_at", name="uq_job_runs_job_due_at"),
 )
+
+# -- experiments served, alerts, retraining (0004) --------------------------------------------------
+
+exposures = Table(
+    "exposures",
+    metadata,
+    # One row per (experiment, unit): the first exposure; inserting again is a no-op.
+    Column("experiment", String(200), primary_key=True),
+    Column("unit", String(200), primary_key=True),
+    Column("variant", String(200), nullable=False),
+    Column("model_version_id", Integer, ForeignKey("model_versions.id")),
+    Column("request_id", String(64)),
+    Column("first_exposed_at", DateTime, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("problem", String(200), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("metric", String(200), nullable=False),
+    Column("value", Float),
+    Column("threshold", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("monitor_run_id", Integer, ForeignKey("monitor_runs.id")),
+    Column("created_at", DateTime, nullable=False),
+    # Webhook delivery: None (no webhook), pending, delivered, failed; retried while pending.
+    Column("webhook_status", String(16)),
+    Column("webhook_attempts", Integer, nullable=False, server_default="0"),
+    Column("delivered_at", DateTime),
+    Index("ix_alerts_problem_created", "problem", "created_at"),
+)
+
+retrain_decisions = Table(
+    "retrain_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("problem", String(200), nullable=False, index=True),
+    Column("alert_id", Integer, ForeignKey("alerts.id")),
+    Column("dataset_version_id", String(40), ForeignKey("dataset_versions.id")),
+    Column("champion_version_id", Integer, ForeignKey("model_versions.id")),
+    Column("challenger_version_id", Integer, ForeignKey("model_versions.id")),
+    Column("promoted", Integer, nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
