@@ -151,3 +151,30 @@ def test_failure_in_postgres_falls_back_to_duckdb(pg_demo, demo_template, monkey
         notes = fs.engine_notes
     assert any("could not run in PostgreSQL" in n and "no_such_function" in n for n in notes)
     _same(got, expected)
+
+
+def test_collecting_source_is_not_pushed_down_and_sees_collected_events(
+    pg_demo, demo_template, pushed
+):
+    """A `collect: true` source's events also live in the store, which PostgreSQL cannot see:
+    its feature groups run in DuckDB (with a note), and an event collected through the API
+    counts in the features exactly as it does for the same project on Parquet."""
+    spec = pg_demo / "cycleml.yaml"
+    text = spec.read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith("events: {url:"))
+    spec.write_text(text.replace(line, line[:-1] + ", collect: true}"))
+    user = "u000003"
+    event = {"user_id": user, "ts": "2026-02-27T09:00:00Z", "event_type": "purchase"}
+    with Project(demo_template).features("churn") as fs:
+        before = fs.compute([user], AS_OF)["activity_count_30d"].iloc[0]
+    project = Project(pg_demo)
+    try:
+        assert project.track("events", [event])["new"] == 1
+        with project.features("churn") as fs:
+            got = fs.compute([user], AS_OF)
+            notes = fs.engine_notes
+    finally:
+        project.close()
+    assert got["activity_count_30d"].iloc[0] == before + 1
+    assert notes and all("collect: true" in n and "computed in DuckDB" in n for n in notes)
+    assert not any("events" in sql.lower() for sql in pushed)
