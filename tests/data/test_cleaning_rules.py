@@ -386,6 +386,9 @@ def test_text_rules_give_the_same_suggestions_from_profile_counts_own_sql_and_sa
         screened = {
             s.id: s for s in suggest_cleaning(profile, sources, rules=wanted, sampled=sampled_notes)
         }
+        # the screening sample, drawn once for all the rules, is not left behind
+        tables = sources.con.sql("SELECT table_name FROM duckdb_tables()").fetchall()
+        assert not [t for (t,) in tables if t.startswith("_cycleml_screen_")]
     assert {
         "t.parse_datetime.when",
         "t.currency_to_number.price",

@@ -243,6 +243,8 @@ def test_the_large_source_paths_give_the_same_answers(monkeypatch) -> None:
         (columns_module, "EXACT_ROWS", 10),
         (columns_module, "SMALL_ROWS", 10),
         (columns_module, "TOP_GROUP_LIMIT", 100),
+        (columns_module, "APPROX_TOP_LIMIT", 100),
+        (columns_module, "QUANTILE_SAMPLE", 200),
         (columns_module, "PATTERN_SAMPLE", 200),
         (profile_module, "CORRELATION_ROWS", 300),
         (profile_module, "MATERIALIZE_CELLS", 0),
@@ -259,8 +261,16 @@ def test_the_large_source_paths_give_the_same_answers(monkeypatch) -> None:
     email = _col(large, "email")
     assert email["semantic"] == "email"
     assert email["invalid"] == _col(exact, "email")["invalid"] == (frame["email"] == "broken").sum()
+    # quantiles: exact quantiles of a ~200-row Bernoulli sample of the 407 (QUANTILE_SAMPLE)
     assert _col(large, "a")["quantiles_exact"] is False
-    assert _col(large, "a")["median"] == pytest.approx(frame["a"].median(), abs=0.1)
+    assert _col(large, "a")["median"] == pytest.approx(frame["a"].median(), abs=0.25)
+    assert _col(large, "a")["quantiles"]["p95"] == pytest.approx(frame["a"].quantile(0.95), abs=0.5)
+    note = next(s for s in large["sampled"] if s["statistic"].startswith("quantiles"))
+    assert note["of"] == len(frame) and 100 <= note["rows"] <= 300 and "Bernoulli" in note["method"]
+    # moments from shifted sums of powers: the same as DuckDB's exact aggregates
+    for key in ("mean", "std", "skew"):
+        assert _col(large, "a")[key] == pytest.approx(_col(exact, "a")[key], rel=1e-9), key
+    assert _col(large, "a")[key] == pytest.approx(scipy.stats.skew(frame["a"], bias=False))
     stats = {s["statistic"] for s in large["sampled"]}
     assert "correlations" in stats and "semantic patterns of column 'email'" in stats
     assert large["correlations"]["rows"] == 300 and large["correlations"]["sampled"] is True
@@ -324,3 +334,48 @@ def test_profiling_bounds_duckdb_memory_and_restores_the_connection(
             k: v for k, v in b.items() if k not in ("skew", "std")
         }
     assert _col(bounded, "k")["distinct"] == n and bounded["duplicate_rows"] == 0
+
+
+def test_a_unique_column_proves_no_duplicates_and_bitmaps_count_integers_exactly(
+    monkeypatch,
+) -> None:
+    """Above the exact limits, an integer column's distinct count comes from a bitmap of its
+    range (exact, even with gaps, repeats, nulls and negative values); a column unique on every
+    row makes ``duplicate_rows`` 0 without the row-hash scan (noted), while the same frame with a
+    repeated row still counts that duplicate by hashing."""
+    from cycleml.data import _profile as profile_module
+    from cycleml.data import _profile_columns as columns_module
+
+    rng = np.random.default_rng(11)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "row": rng.permutation(np.arange(n) * 3 - 500),  # unique, with gaps, negative
+            "k": pd.array(rng.integers(-40, 40, n), dtype="Int64"),
+            "x": rng.normal(size=n),
+        }
+    )
+    frame.loc[rng.choice(n, 30, replace=False), "k"] = pd.NA
+    for module, name, value in [
+        (profile_module, "EXACT_ROWS", 10),
+        (columns_module, "EXACT_ROWS", 10),
+        (columns_module, "SMALL_ROWS", 10),
+        (columns_module, "TOP_GROUP_LIMIT", 5),
+        (columns_module, "APPROX_TOP_LIMIT", 5),
+        (profile_module, "MATERIALIZE_CELLS", 0),
+    ]:
+        monkeypatch.setattr(module, name, value)
+    unique = _profile(frame)
+    row, k = _col(unique, "row"), _col(unique, "k")
+    assert row["distinct"] == n and row["distinct_exact"] is True
+    assert k["distinct"] == frame["k"].nunique() and k["distinct_exact"] is True
+    assert _col(unique, "x")["distinct_exact"] is False  # a float: HyperLogLog
+    assert unique["duplicate_rows"] == 0 and unique["duplicate_method"] == "exact"
+    assert any("'row' has a different value on every row" in note for note in unique["notes"])
+    repeated = _profile(pd.concat([frame, frame.iloc[:1]], ignore_index=True))
+    assert _col(repeated, "row")["distinct"] == n  # exact: one value now occurs twice
+    assert repeated["duplicate_rows"] == 1 and repeated["duplicate_method"] == "hash"
+    assert not any("different value on every row" in note for note in repeated["notes"])
+    # The bitmap is not used for a range above BITMAP_RANGE: then the estimate stays.
+    monkeypatch.setattr(columns_module, "BITMAP_RANGE", 100)
+    assert _col(_profile(frame), "row")["distinct_exact"] is False

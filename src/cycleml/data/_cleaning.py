@@ -82,20 +82,23 @@ def suggest_cleaning(
     ctx = Context(sources, name, view, profile)
     recorded = {step.id for step in sources.spec.cleaning}
     out: list[Suggestion] = []
-    for rule_name, rule in RULES.items():
-        if rules is not None and rule_name not in rules:
-            continue
-        try:
-            found = rule(ctx)
-        except duckdb.Error as exc:
-            raise SourceError(
-                f"source {name!r}: the {rule_name} check cannot read the data: "
-                f"{str(exc).strip().splitlines()[0]}",
-                hint="check the source is complete and readable (`cycleml sources`)",
-            ) from None
-        for s in found:
-            s.fingerprint = profile.get("fingerprint")
-        out.extend(s for s in found if s.id not in recorded)
+    try:
+        for rule_name, rule in RULES.items():
+            if rules is not None and rule_name not in rules:
+                continue
+            try:
+                found = rule(ctx)
+            except duckdb.Error as exc:
+                raise SourceError(
+                    f"source {name!r}: the {rule_name} check cannot read the data: "
+                    f"{str(exc).strip().splitlines()[0]}",
+                    hint="check the source is complete and readable (`cycleml sources`)",
+                ) from None
+            for s in found:
+                s.fingerprint = profile.get("fingerprint")
+            out.extend(s for s in found if s.id not in recorded)
+    finally:
+        ctx.close()
     if sampled is not None:
         sampled.extend(ctx.sampled)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -55,6 +56,7 @@ class Context:
         # What was decided on a sample (the profile's ``sampled`` notes take these).
         self.sampled: list[dict[str, Any]] = []
         self.screened: dict[str, tuple] = {}  # a column's aggregates on the screening sample
+        self._temp: list[str] = []  # temporary tables to drop (see close)
 
     def checks(self, column: str) -> dict[str, int] | None:
         """The profile's exact counts of the text tests of :mod:`._cleaning_checks` for
@@ -112,11 +114,7 @@ class Context:
         :attr:`sampled`; the counts of the columns kept are exact."""
         if self.rows <= PREFILTER_ROWS or not columns:
             return list(columns)
-        sample = (
-            f"(SELECT * FROM {self.view} USING SAMPLE reservoir({PREFILTER_SAMPLE} ROWS) "
-            "REPEATABLE (0)) AS _prefilter"
-        )
-        counted = self.aggregate({c: exprs(c) for c in columns}, relation=sample)
+        counted = self.aggregate({c: exprs(c) for c in columns}, relation=self.screen_sample)
         self.screened.update(counted)
         kept = [c for c in columns if keep(c, counted[c])]
         self.sampled.append(
@@ -209,6 +207,24 @@ class Context:
                 continue
             out.append(col)
         return out
+
+    @cached_property
+    def screen_sample(self) -> str:
+        """The screening sample of the text columns (PREFILTER_SAMPLE rows, reservoir, seed 0),
+        drawn once for every rule into a temporary table (dropped by :meth:`close`)."""
+        table = quote(f"_cycleml_screen_{uuid.uuid4().hex[:12]}")
+        columns = ", ".join(quote(c) for c in self.texts) or "*"
+        self.con.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT {columns} FROM {self.view} "
+            f"USING SAMPLE reservoir({PREFILTER_SAMPLE} ROWS) REPEATABLE (0)"
+        )
+        self._temp.append(table)
+        return f"{table} AS _prefilter"
+
+    def close(self) -> None:
+        """Drop the temporary tables this context made."""
+        while self._temp:
+            self.con.execute(f"DROP TABLE IF EXISTS {self._temp.pop()}")
 
     @cached_property
     def texts(self) -> list[str]:
@@ -880,13 +896,18 @@ def _isolation_forest(
             f"CREATE OR REPLACE TEMP TABLE {sample} AS SELECT * FROM {ctx.view} "
             f"USING SAMPLE reservoir({IFOREST_ESTIMATE_ROWS} ROWS) REPEATABLE (0)"
         )
+        ctx._temp.append(sample)
         base = f"SELECT * FROM {sample}"
         evidence["estimated_from_sample_rows"] = IFOREST_ESTIMATE_ROWS
     scored = int(ctx.one(f"SELECT count(*) FROM ({base})")[0])
     kept_sql = forest_sql(ctx.con, model, base, f"({base}) AS _s")
-    kept = int(ctx.one(f"SELECT count(*) FROM ({kept_sql})")[0])
+    # The rows kept, scored once (the count and the preview both read them).
+    kept_table = quote(f"_cycleml_iforest_kept_{uuid.uuid4().hex[:12]}")
+    ctx.con.execute(f"CREATE TEMP TABLE {kept_table} AS {kept_sql}")
+    ctx._temp.append(kept_table)
+    kept = int(ctx.one(f"SELECT count(*) FROM {kept_table}")[0])
     flagged = round((scored - kept) * ctx.rows / scored) if scored else 0
-    frame = ctx.con.sql(f"({base}) EXCEPT ALL ({kept_sql}) LIMIT {PREVIEW}").df()
+    frame = ctx.con.sql(f"({base}) EXCEPT ALL (SELECT * FROM {kept_table}) LIMIT {PREVIEW}").df()
     about = "about " if evidence else ""
     return [
         Suggestion(

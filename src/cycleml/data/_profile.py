@@ -6,9 +6,10 @@ Its structure is stable; the cleaning and problem suggestions read it:
 Source level
     ``source``, ``rows``, ``empty`` (no rows: every statistic is None or 0, nothing divides by
     zero), ``entity`` / ``time`` (declared in the spec, or None), ``duplicate_rows`` (rows equal
-    to an earlier row in every column; ``duplicate_method``: ``exact`` up to
-    ``EXACT_ROWS`` rows, else ``hash``: a 64-bit hash per row, so a collision may hide a
-    duplicate with probability below 1e-5 at 10M rows), ``columns`` (below), ``empty_columns``
+    to an earlier row in every column; 0 without a scan when a column is exactly unique, noted in
+    ``notes``; ``duplicate_method``: ``exact`` then or up to ``EXACT_ROWS`` rows, else
+    ``hash``: a 64-bit hash per row, so a collision may hide a duplicate with probability below
+    1e-5 at 10M rows), ``columns`` (below), ``empty_columns``
     (all null), ``entity_candidates`` (``column``, ``distinct``, ``rows_per_value``, ``unique``,
     ``declared``: identifier columns and id-like names, declared first, then most rows per
     value), ``time_candidates`` (``column``, ``min``, ``max``, ``distinct``, ``parsed`` (text that
@@ -29,8 +30,9 @@ Column level (``columns``, in the source's order)
     ``name``, ``type`` (DuckDB type), ``kind`` (base kind: integer, float, boolean, datetime,
     string, list, other), ``semantic`` (see :mod:`cycleml.data._types`), ``count`` (rows),
     ``non_null``, ``nulls``, ``null_rate``, ``longest_null_run`` (consecutive nulls in file
-    order), ``distinct`` (``distinct_exact``: exact up to ``EXACT_ROWS`` rows or when the values
-    were grouped for top values, else HyperLogLog), ``invalid`` / ``invalid_rate`` (non-null
+    order), ``distinct`` (``distinct_exact``: exact up to ``EXACT_ROWS`` rows, when the values
+    were grouped for top values, or from a bitmap of an integer column with a range of at most
+    ``BITMAP_RANGE`` values; else HyperLogLog), ``invalid`` / ``invalid_rate`` (non-null
     values not fitting the semantic type: text failing its pattern, NaN/inf in float columns;
     rate over non-null values), ``mixed`` (text typed category/text/identifier that partly fits
     a pattern type, >= 30%: ``type``, ``valid``, ``invalid``, ``invalid_rate``, e.g. a column of
@@ -38,10 +40,12 @@ Column level (``columns``, in the source's order)
     ``max``, ``mean``, ``median``, ``std`` (sample), ``skew`` (sample skewness, adjusted
     Fisher-Pearson G1: DuckDB's ``skewness``, equal to ``scipy.stats.skew(bias=False)``),
     ``quantiles`` (``p05``..``p95``; ``quantiles_exact``: exact (linear interpolation) up to
-    ``EXACT_ROWS`` rows, else DuckDB's t-digest ``approx_quantile``), ``top`` (10 most frequent
-    non-null values with exact counts; ``top_exact`` False when the candidates came from
-    ``approx_top_k`` because of very many distinct values; empty, with ``top_note``, when above
-    that at least 80% of the values are distinct), ``histogram`` (numbers: ``unit``
+    ``EXACT_ROWS`` rows, else False: the exact quantiles of a Bernoulli sample of about
+    ``QUANTILE_SAMPLE`` rows, noted in ``sampled``; datetime medians likewise), ``top`` (10 most
+    frequent non-null values with exact counts; ``top_exact`` False when the candidates came
+    from ``approx_top_k`` because of more than ``APPROX_TOP_LIMIT`` distinct values; empty,
+    with ``top_note``, when above ``TOP_GROUP_LIMIT`` distinct values at least 80% of the values
+    are distinct), ``histogram`` (numbers: ``unit``
     "bin", 21 ``edges``, 20 ``counts``; datetimes: ``unit`` day/week/month/year, ``starts``,
     ``counts``), ``length`` (text: min/mean/max characters). Numbers use finite values; text
     typed number or datetime gets the statistics of its parsed values. Datetimes have ``min``,
@@ -248,13 +252,8 @@ def _profile(
 ) -> dict[str, Any]:
     cols = [Col(str(r[0]), str(r[1]), _types.base_kind(str(r[1]))) for r in described]
     approximate: list[str] = []
-    if rows > EXACT_ROWS:
-        approximate.append(
-            f"distinct counts (HyperLogLog) and quantiles (t-digest) are estimates above "
-            f"{EXACT_ROWS:,} rows"
-        )
     sampled: list[dict[str, Any]] = []
-    aggregate(con, view, cols, rows)
+    aggregate(con, view, cols, rows, sampled)
     if rows:
         text_patterns(con, view, cols, sampled)
     for col in cols:
@@ -275,7 +274,7 @@ def _profile(
             col.facts = _facts(col)
     parsed = [c for c in cols if c.parsed]
     if parsed and rows:
-        parsed_aggregates(con, view, parsed, rows)
+        parsed_aggregates(con, view, parsed, rows, sampled)
     if rows:
         approx_top = distributions(con, view, cols)
         if approx_top:
@@ -285,9 +284,22 @@ def _profile(
                 + " come from approx_top_k (very many distinct values); their counts are exact"
             )
     null_runs(con, view, cols, rows)
+    if rows > EXACT_ROWS:
+        estimated = [c.name for c in cols if not c.stats.get("distinct_exact")]
+        if estimated:
+            approximate.append(
+                f"distinct counts of {', '.join(estimated[:10])}"
+                + (" ..." if len(estimated) > 10 else "")
+                + f" are HyperLogLog estimates (about 2%) above {EXACT_ROWS:,} rows"
+            )
+        if any(c.stats.get("quantiles_sampled") for c in cols):
+            approximate.append(
+                f"quantiles and datetime medians come from a sample above {EXACT_ROWS:,} "
+                "rows (see sampled)"
+            )
     columns = [_column(col, rows) for col in cols]
-    duplicates, method = _duplicates(con, view, cols, rows)
     notes: list[str] = []
+    duplicates, method = _duplicates(con, view, cols, rows, notes)
     if rows == 0:
         notes.append("the source has no rows: every statistic is empty")
     entities = _entity_candidates(columns, entity)
@@ -349,10 +361,18 @@ def _facts(col: Col) -> _types.ColumnFacts:
         # An estimate within 2% of the count is taken as unique (HyperLogLog's error).
         distinct=non_null if not exact and distinct >= 0.98 * non_null else distinct,
         matches=matches,
-        zero_one=int(s.get("zero_one") or 0),
+        zero_one=_zero_one(s, non_null),
         mean_length=num(s.get("len_mean")),
         with_space=int(s.get("with_space") or 0),
     )
+
+
+def _zero_one(s: dict[str, Any], non_null: int) -> int:
+    """The non-null count when every value is 0 or 1 (see ``zero_one_gap``), else 0."""
+    low, high, gap = s.get("min"), s.get("max"), s.get("zero_one_gap")
+    if low is None or high is None or gap is None or not non_null:
+        return 0
+    return non_null if float(low) >= 0 and float(high) <= 1 and float(gap) == 0 else 0
 
 
 def _column(col: Col, rows: int) -> dict[str, Any]:
@@ -404,7 +424,7 @@ def _column(col: Col, rows: int) -> dict[str, Any]:
         if quantiles:
             entry["quantiles"] = {k: num(v) for k, v in zip(QUANTILE_KEYS, quantiles, strict=True)}
             entry["median"] = entry["quantiles"]["p50"]
-            entry["quantiles_exact"] = rows <= EXACT_ROWS
+            entry["quantiles_exact"] = not s.get("quantiles_sampled")
     elif kind == "datetime":
         entry.update(
             min=plain(s.get("min")), max=plain(s.get("max")), median=plain(s.get("median"))
@@ -429,9 +449,24 @@ def _rate(part: int, whole: int) -> float:
 
 
 def _duplicates(
-    con: duckdb.DuckDBPyConnection, view: str, cols: list[Col], rows: int
+    con: duckdb.DuckDBPyConnection, view: str, cols: list[Col], rows: int, notes: list[str]
 ) -> tuple[int, str]:
     if rows < 2 or not cols:
+        return 0, "exact"
+    unique = next(
+        (
+            c
+            for c in cols
+            if c.stats.get("distinct_exact")
+            and int(c.stats["non_null"]) == rows
+            and int(c.stats["distinct"]) == rows
+        ),
+        None,
+    )
+    if unique is not None:  # rows differing in one column are not duplicates: no scan needed
+        notes.append(
+            f"no duplicate rows: column {unique.name!r} has a different value on every row"
+        )
         return 0, "exact"
     if rows <= EXACT_ROWS:
         distinct = con.sql(f"SELECT count(DISTINCT _t) FROM {view} AS _t").fetchall()[0][0]

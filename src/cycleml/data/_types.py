@@ -114,7 +114,7 @@ class ColumnFacts:
     count: int  # non-null values
     distinct: int
     matches: dict[str, int] = field(default_factory=dict)  # text: values passing each valid_sql
-    zero_one: int = 0  # numbers: values equal to 0 or 1
+    zero_one: int = 0  # numbers: values equal to 0 or 1 (the profile counts them only when all are)
     mean_length: float | None = None  # text
     with_space: int = 0  # text: values holding whitespace
 
@@ -176,7 +176,14 @@ class Boolean(Detector):
         _ex("True", "False", "True"),
         _ex(0, 1, 1, 0, None),
     )
-    near_misses = (_ex("yes", "no", "maybe"), _ex(0, 1, 2), _ex("1", "0", "2"), _ex(0.5, 1.0, 0.0))
+    near_misses = (
+        _ex("yes", "no", "maybe"),
+        _ex(0, 1, 2),
+        _ex("1", "0", "2"),
+        _ex(0.5, 1.0, 0.0),
+        _ex(0.0, float("nan"), 0.0),  # NaN is not 0 or 1 (nor is infinity)
+        _ex(0.0, 0.5, 0.5),
+    )
 
     def detect(self, facts: ColumnFacts) -> bool:
         if facts.base == "boolean":
