@@ -110,7 +110,7 @@ def _print_outcome(data: dict) -> None:
         out.print(
             f"tuned {t['algorithm']}: {t['trials']} trials ({t['pruned']} pruned) over "
             f"{t['cv_folds']} folds in {t['seconds']:.1f} s"
-            + ("" if t["kept"] else "; the defaults stayed better on validation")
+            + ("" if t["kept"] else "; the defaults stayed better on the selection score")
         )
     if data["threshold"] is not None:
         out.print(f"threshold {data['threshold']:.3f}: {data['threshold_note']}")

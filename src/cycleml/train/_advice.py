@@ -256,11 +256,108 @@ def _single_feature_auc(x: pd.DataFrame, y: np.ndarray, names: list[str]) -> dic
     return out
 
 
+def ranking_learning_curve(
+    pipe, kit, fit_rows: np.ndarray, valid_rows: np.ndarray, seed: int
+) -> list[dict]:
+    """The validation NDCG@k / MAP@k after training on 25, 50, 75 and 100% of the fit split's
+    groups (a seeded random choice of whole groups; ``fit_rows`` adjacent by group)."""
+    from ._ranking import group_bounds
+
+    bounds = group_bounds(kit.groups[fit_rows])
+    n = len(bounds) - 1
+    order = np.random.default_rng(seed).permutation(n)
+    out = []
+    for share in (0.25, 0.5, 0.75, 1.0):
+        pick = np.sort(order[: max(2, int(n * share))])
+        rows = np.concatenate([fit_rows[bounds[i] : bounds[i + 1]] for i in pick])
+        if not (kit.y[rows] > 0).any():
+            continue
+        model = kit.fit(clone(pipe), rows)
+        value = kit.value(valid_rows, kit.predict(model, valid_rows))
+        out.append({"share": share, "rows": int(len(rows)), kit.key: value, "groups": len(pick)})
+    return out
+
+
+def _ranking_overfit(pipe, kit, fit_rows, test_value) -> tuple[list[dict], dict]:
+    """Ranking's overfitting gap: NDCG@k / MAP@k on the fit groups vs the test groups."""
+    key = kit.key
+    train_value = kit.value(fit_rows, kit.predict(pipe, fit_rows)) if len(fit_rows) else None
+    if train_value is None or test_value is None:
+        return [], {}
+    gap = train_value - test_value
+    out = []
+    if gap > 0.05:
+        out.append(
+            _suggestion(
+                "overfitting",
+                "The model ranks its training groups much better than the test groups",
+                {f"train_{key}": round(train_value, 4), f"test_{key}": round(test_value, 4)},
+                "regularise: fewer leaves or more rows per leaf, fewer inputs, or more "
+                "impressions; a longer tuning budget searches these settings",
+            )
+        )
+    return out, {"overfit": {"train": train_value, "test": test_value, "gap": gap}}
+
+
+def _ranking_curve(pipe, kit, fit_rows, valid_rows, seed) -> tuple[list[dict], dict]:
+    """Ranking's learning curve and the more-data suggestion."""
+    curve = ranking_learning_curve(pipe, kit, fit_rows, valid_rows, seed)
+    values = [c[kit.key] for c in curve if c[kit.key] is not None]
+    out = []
+    if len(values) >= 2 and values[-1] - values[-2] > 0.005:
+        out.append(
+            _suggestion(
+                "more_data",
+                "More impressions would likely help",
+                {"curve": curve},
+                "add history (older impressions) or more lists of impressions: the validation "
+                f"{kit.key} still rises with more training groups",
+            )
+        )
+    return out, {"learning_curve": curve}
+
+
 def ranking_suggestions(
+    pipe,
+    kit,
+    rows: np.ndarray,
+    names: list[str],
+    seed: int,
+    time_left: float,
+    *,
+    fit_rows: np.ndarray | None = None,
+    test_value: float | None = None,
+    fit_seconds: float = 0.0,
+) -> tuple[list[dict], dict]:
+    """Ranking: the overfitting gap (when ``fit_rows``, the fit split's rows adjacent by group,
+    are given; ``test_value`` is the test NDCG@k / MAP@k), permutation importance of each input
+    on (up to 2000 rows of whole groups of) the validation split ``rows`` in NDCG@k / MAP@k with
+    the weak-feature suggestion, then the learning curve when the time left covers two fits
+    (``fit_seconds`` is one)."""
+    t_start = time.perf_counter()
+    out: list[dict] = []
+    charts: dict = {}
+    if fit_rows is not None:
+        out, charts = _ranking_overfit(pipe, kit, fit_rows, test_value)
+    found, evidence = _ranking_importance(
+        pipe, kit, rows, names, seed, time_left - (time.perf_counter() - t_start)
+    )
+    out += found
+    charts.update(evidence)
+    if fit_rows is None or not kit.scorable(rows):
+        return out, charts
+    if fit_seconds * 2 >= time_left - (time.perf_counter() - t_start):
+        skipped = [charts["skipped"]] if "skipped" in charts else []
+        charts["skipped"] = "; ".join(skipped + ["learning curve (the time budget was used up)"])
+        return out, charts
+    found, evidence = _ranking_curve(pipe, kit, fit_rows, rows, seed)
+    return out + found, charts | evidence
+
+
+def _ranking_importance(
     pipe, kit, rows: np.ndarray, names: list[str], seed: int, time_left: float
 ) -> tuple[list[dict], dict]:
-    """Ranking: permutation importance of each input on (up to 2000 rows of whole groups of)
-    the validation split, in NDCG@k / MAP@k, and the weak-feature suggestion."""
+    """Permutation importance in NDCG@k / MAP@k and the weak-feature suggestion."""
     from ._ranking import group_bounds
 
     bounds = group_bounds(kit.groups[rows])

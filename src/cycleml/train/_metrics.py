@@ -97,8 +97,11 @@ def segment_metrics(
     task: str,
     threshold: float | None,
     classes: list | None = None,
+    groups: np.ndarray | None = None,
+    k: int = 10,
 ) -> list[dict]:
-    """The test metrics again for each value of the segment column (missing values as None)."""
+    """The test metrics again for each value of the segment column (missing values as None).
+    Ranking (``groups``: each row's group) ranks each segment's rows within their groups."""
     segments = np.asarray(segments, dtype=object)
     keys = [None if v is None or v != v else v for v in segments]  # NaN != NaN
     out = []
@@ -108,6 +111,10 @@ def segment_metrics(
             m = classification_metrics(y_true[mask], score[mask], threshold or 0.5)
         elif task == "multiclass":
             m = multiclass_metrics(y_true[mask], score[mask], classes or [])
+        elif task == "ranking":
+            from ._ranking import ranking_metrics
+
+            m = ranking_metrics(y_true[mask], score[mask], np.asarray(groups)[mask], k)
         else:
             m = regression_metrics(y_true[mask], score[mask])
         out.append({"segment": None if value is None else str(value), **m})
