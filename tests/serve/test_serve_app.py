@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -365,3 +366,79 @@ def test_without_a_token_v1_routes_are_open(served, monkeypatch) -> None:
         locked, "POST", URL, json={"records": [record]}, headers={"Authorization": "Bearer t0k"}
     )
     assert ok.status_code == 200
+
+
+# -- the in-process API keeps its sources open -----------------------------------------------------
+
+
+def test_project_predict_reuses_its_sources_across_threads_and_closes_them(served) -> None:
+    import duckdb
+
+    project, _app, batch = served
+    row = batch.iloc[3]
+    entity = str(row["user_id"])
+    as_of = latest_run(project.store, "churn")["as_of"]
+    first = project.predict("churn", entities=[entity], as_of=as_of)
+    shared = project._predict_sources
+    sources = shared._sources
+    assert sources is not None  # opened by the first call that needed them
+    answers: list[dict] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                answers.append(project.predict("churn", entities=[entity], as_of=as_of))
+                answers.append(project.predict("churn", records=[_record(project, row)]))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert shared._sources is sources  # one connection for every call
+    assert len(answers) == 24
+    want = first["predictions"][0]["score"]
+    assert abs(want - row["batch_score"]) < 1e-9
+    for answer in answers:  # by entity as of the batch time and by record: the batch score
+        assert abs(answer["predictions"][0]["score"] - want) < 1e-9
+    with project.store.connect() as conn:
+        logged = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(prediction_log)
+            .where(prediction_log.c.request_id.in_([a["request_id"] for a in [first, *answers]]))
+        ).scalar()
+    assert logged == 25  # written before each call returned
+    project.close()
+    assert "_predict_sources" not in project.__dict__
+    with pytest.raises(duckdb.Error):
+        sources.con.execute("SELECT 1")  # closed by Project.close()
+
+
+def test_record_numbers_are_read_as_one_block_and_score_as_their_frame(served) -> None:
+    from cycleml.registry._fastpath import _Records
+
+    project, _app, batch = served
+    _, bundle = project.load_model("churn")
+    numbers = [c.name for c in bundle.columns if c.kind == "number"]
+    assert len(numbers) >= 2
+    base = _record(project, batch.iloc[0])
+    plain = [base, {**base, numbers[0]: None}, {**base, numbers[1]: 7}]  # floats, None, an int
+    block = _Records(plain).number_block(numbers)
+    by_column = [_Records(plain).numbers(n) for n in numbers]
+    assert block is not None and block.shape == (3, len(numbers))
+    for j, column in enumerate(by_column):  # what the column-by-column read gives (NaN too)
+        assert column.tolist() == pytest.approx(block[:, j].tolist(), nan_ok=True)
+    odd = [{**base, numbers[0]: "2.5"}, {**base, numbers[1]: True}]  # text, a bool
+    for record in odd:
+        assert _Records([record]).number_block(numbers) is None  # read column by column
+    for records in (plain, odd, [*plain, *odd]):
+        frame = pd.DataFrame.from_records(records, columns=bundle.feature_names)
+        got, labels = bundle.outputs_records(records)
+        want, want_labels = bundle.outputs(frame)
+        assert got.tolist() == pytest.approx(want.tolist(), abs=1e-9)
+        assert list(labels) == list(want_labels)
+    assert "fastpath_error" not in bundle.__dict__

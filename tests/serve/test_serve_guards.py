@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from cycleml import Project
 from cycleml.errors import RequestError
 from cycleml.serve import Limits, required_scope
 from cycleml.serve._auth import parse_tokens
+from cycleml.store import Store
 from cycleml.store.tables import prediction_log
 
 URL = "/v1/models/churn/predict"
@@ -445,3 +447,238 @@ def test_the_sources_are_reopened_now_and_then_and_answer_the_same(project) -> N
     scores = [[p["score"] for p in r.json()["predictions"]] for r in (first, second, third)]
     assert scores[0] == scores[1] == scores[2] and scores[0][0] is not None
     _close(app)
+
+
+# -- entity predictions: one indexed read, no frame (SQLite and PostgreSQL) -----------------------
+
+
+def _batch_scores(project: Project) -> tuple[dict, datetime]:
+    from cycleml.batch import latest_run
+    from cycleml.store.tables import predictions
+
+    run = latest_run(project.store, "churn")
+    with project.store.connect() as conn:
+        rows = conn.execute(
+            sa.select(predictions.c.entity, predictions.c.score).where(
+                predictions.c.run_id == run["id"]
+            )
+        ).all()
+    return dict(rows), run["as_of"]
+
+
+def _no_frame_path(monkeypatch) -> None:
+    """Make the frame path of entity predictions (``lookup`` -> DataFrame) fail loudly."""
+    from cycleml.serve import _online_store
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the entity answer went through the DataFrame lookup")
+
+    monkeypatch.setattr(_online_store, "lookup", refuse)
+
+
+def _stored_features(project: Project, entities: list[str]) -> dict[str, dict]:
+    from cycleml.store.tables import online_features
+
+    c = online_features.c
+    with project.store.connect() as conn:
+        rows = conn.execute(
+            sa.select(c.entity, c.features).where(c.problem == "churn", c.entity.in_(entities))
+        ).all()
+    return {r.entity: r.features for r in rows}
+
+
+def _check_entity_answer(project: Project, app, monkeypatch, batch: dict, as_of) -> None:
+    """Entities (one repeated, one unknown) answer the batch scores from the online store,
+    without a DataFrame, and their log rows hold the stored features."""
+    _no_frame_path(monkeypatch)
+    picked = sorted(batch)[:3]
+    asked = [picked[0], picked[1], picked[0], "nobody", picked[2]]
+    started = datetime.now(UTC).replace(tzinfo=None)
+    first, second = _send(
+        app,
+        ("POST", URL, {"json": {"entities": asked}}),
+        ("POST", URL, {"json": {"entities": asked}}),
+    )
+    assert first.status_code == second.status_code == 200, first.text
+    body = first.json()
+    assert body["features"]["source"] == "online_store"
+    assert body["features"]["as_of"] == as_of.isoformat()
+    assert "computed_as_of" not in body["features"]  # "nobody" is in no source
+    items = body["predictions"]
+    assert [i["entity"] for i in items] == asked
+    for item in [*items[:3], items[4]]:
+        assert abs(item["score"] - batch[item["entity"]]) < 1e-9, item
+        assert item["label"] in (0, 1)
+    assert items[0]["score"] == items[2]["score"]
+    assert items[3]["score"] is None and "nobody" in items[3]["error"]
+    assert [i["score"] for i in second.json()["predictions"]] == [i["score"] for i in items]
+
+    state = app.state.serving
+    assert state.logger.flush(timeout=20)
+    with project.store.connect() as conn:
+        rows = conn.execute(
+            sa.select(prediction_log).where(prediction_log.c.request_id == body["request_id"])
+        ).all()
+    assert sorted(r.entity for r in rows) == sorted(e for e in asked if e != "nobody")
+    stored = _stored_features(project, picked)
+    _, bundle = project.load_model("churn")
+    for row in rows:
+        want = {n: stored[row.entity].get(n) for n in bundle.feature_names}
+        assert row.inputs == want  # the stored feature vector, as logged
+        assert abs(row.score - batch[row.entity]) < 1e-9
+        assert isinstance(row.created_at, datetime)
+        assert started - timedelta(seconds=1) <= row.created_at <= started + timedelta(minutes=5)
+    assert state.logger._fast is not None and state.logger._fast.sql  # the driver-level insert
+
+
+def test_entity_predictions_are_one_indexed_read_scored_without_a_frame(
+    project, monkeypatch
+) -> None:
+    batch, as_of = _batch_scores(project)
+    project.materialize("churn", as_of=as_of)
+    app = project.app(token="")
+    state = app.state.serving
+    statements: list[str] = []
+    connect = state.online._connect
+
+    def traced():
+        conn = connect()
+        conn.set_trace_callback(statements.append)  # every statement the driver runs
+        return conn
+
+    state.online._connect = traced
+    _check_entity_answer(project, app, monkeypatch, batch, as_of)
+    # entities all in the online store: one indexed read, answered on the event loop
+    statements.clear()
+    known = sorted(batch)[:3]
+
+    def no_thread(*_a, **_k):
+        raise AssertionError("went to the worker-thread path")
+
+    monkeypatch.setattr(state, "score_entities", no_thread)
+    (answer,) = _send(app, ("POST", URL, {"json": {"entities": known}}))
+    assert answer.status_code == 200, answer.text
+    assert [p["score"] for p in answer.json()["predictions"]] == [
+        pytest.approx(batch[e], abs=1e-9) for e in known
+    ]
+    reads = [s for s in statements if "online_features" in s]
+    assert len(reads) == 1, statements
+    assert "entity IN" in reads[0] and "problem =" in reads[0]
+    assert len(state.online._idle) == 1  # the connection is kept for the next request
+    _close(app)
+    assert state.online.closed and not state.online._idle
+
+
+def test_entities_the_online_store_lacks_are_computed_as_of_now(project) -> None:
+    from cycleml.store.tables import online_features
+
+    batch, as_of = _batch_scores(project)
+    project.materialize("churn", as_of=as_of)
+    kept, dropped = sorted(batch)[:2]
+    with project.store.begin() as conn:
+        conn.execute(online_features.delete().where(online_features.c.entity == dropped))
+    app = project.app(token="")
+    (mixed,) = _send(app, ("POST", URL, {"json": {"entities": [dropped, kept]}}))
+    assert mixed.status_code == 200, mixed.text
+    fresh = mixed.json()["features"]
+    assert fresh["source"] == "online_store" and fresh["computed_as_of"]
+    now = fresh["computed_as_of"]
+    (computed,) = _send(app, ("POST", URL, {"json": {"entities": [dropped], "as_of": now}}))
+    assert computed.status_code == 200, computed.text
+    got = mixed.json()["predictions"]
+    assert got[0]["entity"] == dropped
+    assert got[0]["score"] == computed.json()["predictions"][0]["score"]
+    assert abs(got[1]["score"] - batch[kept]) < 1e-9
+    _close(app)
+
+
+def _store_on_postgres(root: Path, pg_database: str) -> Project:
+    """The project at ``root`` moved to a PostgreSQL store: every table's rows copied over."""
+    from cycleml.store.tables import metadata
+
+    source = Project(root)
+    source.store.open()
+    spec = root / "cycleml.yaml"
+    text = spec.read_text()
+    assert "store: sqlite:///.cycleml/store.db" in text
+    spec.write_text(text.replace("store: sqlite:///.cycleml/store.db", f"store: {pg_database}"))
+    target = Project(root)
+    target.store.open()
+    with source.store.connect() as src, target.store.begin() as dst:
+        for table in metadata.sorted_tables:
+            rows = [dict(r._mapping) for r in src.execute(sa.select(table)).all()]
+            if rows:
+                dst.execute(table.insert(), rows)
+        for table in metadata.sorted_tables:  # the copied ids must not collide with new rows
+            if (
+                "id" in table.c
+                and isinstance(table.c.id.type, sa.Integer)
+                and table.c.id.primary_key
+            ):
+                dst.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+                    )
+                )
+    source.close()
+    return target
+
+
+def test_entity_predictions_on_a_postgresql_store(
+    trained_copy: Path, pg_database: str, monkeypatch
+) -> None:
+    project = _store_on_postgres(trained_copy, pg_database)
+    try:
+        assert project.store.dialect == "postgresql"
+        batch, as_of = _batch_scores(project)
+        project.materialize("churn", as_of=as_of)
+        app = project.app(token="")
+        _check_entity_answer(project, app, monkeypatch, batch, as_of)
+        state = app.state.serving
+        assert len(state.online._idle) == 1  # kept open between requests
+        for _ in range(6):  # psycopg prepares a statement run 5 times on one connection
+            state.online.read("churn", sorted(batch)[:2])
+        (conn,) = state.online._idle
+        prepared = [r[0] for r in conn.execute("SELECT statement FROM pg_prepared_statements")]
+        assert any("online_features" in text for text in prepared), prepared
+
+        # the kept connection dies (a server restart, an idle timeout): read again on a new one
+        known = {"json": {"entities": sorted(batch)[:2]}}
+        with project.store.connect() as admin:
+            killed = admin.execute(
+                sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": conn.info.backend_pid}
+            ).scalar()
+        assert killed
+        (again,) = _send(app, ("POST", URL, known))
+        assert again.status_code == 200, again.text
+        assert state.online._idle and state.online._idle[0] is not conn
+        # the store itself unreachable: 503 with a JSON body, the service stays up
+        state.online.close()
+        state.online = type(state.online)(Store("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+        (down,) = _send(app, ("POST", URL, known))
+        _error(down, 503, "store")
+        assert _one(app, "GET", "/healthz").status_code == 200
+        _close(app)
+        assert state.online.closed
+    finally:
+        project.close()
+
+
+def test_the_switch_interval_is_short_while_the_app_runs_and_restored_after(project) -> None:
+    import sys
+
+    from cycleml.serve._state import SWITCH_INTERVAL
+
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL  # Python's default (5 ms)
+    app = project.app(token="")
+    seen: list[float] = []
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):  # the app's startup and shutdown
+            seen.append(sys.getswitchinterval())
+
+    asyncio.run(run())
+    assert seen == [SWITCH_INTERVAL]
+    assert sys.getswitchinterval() == before

@@ -51,6 +51,7 @@ class ModelCache:
         self._models: dict[str, LoadedModel] = {}
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._versions: dict[tuple[str, int], LoadedModel] = {}  # served experiments (issue 7)
 
     def peek(self, problem: str) -> LoadedModel | None:
         return self._models.get(problem)
@@ -90,10 +91,44 @@ class ModelCache:
             except Exception as exc:  # noqa: BLE001 - a store outage must not stop the loop
                 self.errors[problem] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
 
+    def version(self, problem: str, number: int) -> LoadedModel:
+        """Model version ``number`` of ``problem`` (a served experiment's variant), loaded once
+        (sha256 checked) and kept: a version never changes. NotFoundError when it does not
+        exist. ``on_load`` is not called (it describes the production model)."""
+        key = (problem, number)
+        loaded = self._versions.get(key)
+        if loaded is None:
+            version = self.registry.get(problem, number)
+            with self._lock:
+                loaded = self._versions.get(key)
+                if loaded is None:
+                    loaded = LoadedModel(version, self.registry.load(version))
+                    self._versions[key] = loaded
+        return loaded
+
 
 def check_records(records: list[dict], bundle: ModelBundle) -> pd.DataFrame:
     """A frame of the model's features; a missing, mistyped or non-finite field is an
     InvalidRecordsError (HTTP 422) naming it."""
+    _validate_records(records, bundle)
+    return pd.DataFrame.from_records(records, columns=bundle.feature_names)
+
+
+def _record_inputs(records: list[dict], bundle: ModelBundle) -> list[dict]:
+    """The validated records' model inputs, numbers as floats (what the server's parsed
+    body gives): scored by the compiled scorer and logged as they are."""
+    columns = [(c.name, c.kind == "number") for c in bundle.columns]
+    return [
+        {
+            name: (float(value) if number and value is not None else value)
+            for name, number in columns
+            for value in (record[name],)
+        }
+        for record in records
+    ]
+
+
+def _validate_records(records: list[dict], bundle: ModelBundle) -> None:
     if not records:
         raise InvalidRecordsError("records is empty", hint="send at least one record")
     problems = []
@@ -123,7 +158,6 @@ def check_records(records: list[dict], bundle: ModelBundle) -> pd.DataFrame:
             hint="send every feature of the model (GET /v1/models/{problem} lists them); "
             "null is allowed for a missing value",
         )
-    return pd.DataFrame.from_records(records, columns=bundle.feature_names)
 
 
 # -- entity features -----------------------------------------------------------------------------
@@ -219,6 +253,118 @@ def _known_entities(featureset: FeatureSet, entities: list[str]) -> set[str]:
         if len(found) == len(wanted):
             break
     return found
+
+
+def score_online(
+    reader,
+    problem: str,
+    loaded: LoadedModel,
+    ids: list[str],
+    started: float,
+    compute_missing,
+) -> tuple[dict, list[dict]] | None:
+    """The entity answer straight from the online store's JSON (``reader``: an
+    :class:`~cycleml.serve._online_store.OnlineReader`): one indexed read, the feature dicts
+    scored by the model's compiled scorer, no DataFrame. Entities the store lacks go to
+    ``compute_missing(entities) -> (frame, freshness)`` (computed as of now; unknown ones answer
+    per item; without it, None). None when this path does not apply (the problem is not
+    materialized, the model has no compiled scorer, a feature is stored as a time, too many
+    entities): the caller then takes the frame path, which gives the same answer."""
+    from ..registry._fastpath import MAX_ROWS
+
+    bundle = loaded.bundle
+    unique = list(dict.fromkeys(ids))
+    if len(unique) > MAX_ROWS or bundle.fastpath is not None:  # no compiled scorer
+        return None
+    got = reader.read(problem, unique)
+    if got is None:
+        return None
+    schema, found = got
+    names = bundle.feature_names
+    if not schema.plain(names):
+        return None
+    known = [e for e in unique if e in found]
+    inputs = [{n: found[e].get(n) for n in names} for e in known]
+    fresh = {"source": "online_store", **schema.info}
+    if inputs:
+        scores, labels = bundle.outputs_records(inputs)
+    else:
+        scores, labels = np.empty(0), None
+    position = {e: i for i, e in enumerate(known)}
+    missing = [e for e in unique if e not in found]
+    if missing and compute_missing is None:
+        return None
+    if missing:
+        frame, computed = compute_missing(missing)
+        if len(frame):
+            more_scores, more_labels = bundle.outputs(frame)
+            keys = frame[schema.entity].astype(str).tolist()
+            position.update((e, len(known) + i) for i, e in enumerate(keys))
+            inputs = inputs + _frame_inputs(frame, names)
+            scores = np.concatenate([np.asarray(scores), np.asarray(more_scores)])
+            if more_labels is not None:
+                labels = (
+                    more_labels
+                    if labels is None
+                    else np.concatenate([np.asarray(labels), np.asarray(more_labels)])
+                )
+        if computed:
+            fresh["computed_as_of"] = computed["as_of"]
+    answer, rows = score_frame(
+        problem,
+        loaded,
+        None,
+        ids,
+        [position.get(e) for e in ids],
+        entity_name=schema.entity,
+        by_entity=True,
+        started=started,
+        inputs=inputs,
+        outputs=(scores, labels),
+    )
+    answer["features"] = fresh
+    return answer, rows
+
+
+class SharedSources:
+    """The project's sources over one DuckDB connection kept open between in-process
+    predictions (:meth:`cycleml.Project.predict`): opened at the first call, reopened after
+    ``max_age`` seconds (database sources read into memory then see new rows),
+    closed by :meth:`close`. ``lock`` guards the connection (not thread-safe)."""
+
+    def __init__(self, spec, path, *, max_age: float = 30.0) -> None:
+        self.spec = spec
+        self.path = path
+        self.max_age = max_age
+        self.lock = threading.RLock()
+        self._sources = None
+        self._opened = 0.0
+        self._featuresets: dict[str, FeatureSet] = {}
+
+    def featureset(self, problem: str) -> FeatureSet:
+        """The problem's feature code over the shared connection (hold :attr:`lock` to use its
+        DuckDB connection)."""
+        from ..data import SourceSet
+
+        with self.lock:
+            if self._sources is not None and time.monotonic() - self._opened > self.max_age:
+                self.close()
+            fs = self._featuresets.get(problem)
+            if fs is None:
+                if self._sources is None:
+                    self._sources = SourceSet(
+                        self.spec, self.path, threads=self.spec.training.threads
+                    )
+                    self._opened = time.monotonic()
+                fs = self._featuresets[problem] = FeatureSet(self.spec, problem, self._sources)
+            return fs
+
+    def close(self) -> None:
+        with self.lock:
+            if self._sources is not None:
+                self._sources.close()
+            self._sources = None
+            self._featuresets.clear()
 
 
 # -- scoring and the answer ------------------------------------------------------------------------
@@ -357,8 +503,11 @@ def predict_online(
     loaded = cache.get(featureset.name)
     bundle = loaded.bundle
     freshness = None
-    if records is not None:
-        frame = check_records(records, bundle)
+    inputs = outputs = frame = None
+    if records is not None:  # scored from the dicts (the compiled scorer), like the server
+        _validate_records(records, bundle)
+        inputs = _record_inputs(records, bundle)
+        outputs = bundle.outputs_records(inputs)
         ids = [
             str(r.get("id", i)) if isinstance(r, dict) else str(i) for i, r in enumerate(records)
         ]
@@ -379,6 +528,8 @@ def predict_online(
         entity_name=featureset.entity,
         by_entity=entities is not None,
         started=started,
+        inputs=inputs,
+        outputs=outputs,
     )
     if freshness is not None:
         answer["features"] = freshness

@@ -9,18 +9,22 @@ problem's rows in one transaction. Each problem also has one row under the reser
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from ..errors import RequestError
+from ..errors import RequestError, StoreError
 from ..features._featureset import AS_OF_COLUMN
 from ..spec import ForecastLabel
 from ..store import Store, utcnow
@@ -147,6 +151,194 @@ def lookup(store: Store, problem: str, entities: list[str]) -> tuple[pd.DataFram
     return pd.DataFrame(data, columns=columns, copy=False), info
 
 
+# -- the server's reader ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnlineSchema:
+    """A problem's schema row, decoded once: the entity column, every column's dtype name and
+    the freshness (``info``: ``as_of`` and ``materialized_at`` as ISO text)."""
+
+    entity: str
+    columns: tuple[str, ...]
+    dtypes: dict
+    info: dict
+
+    def plain(self, names: list[str]) -> bool:
+        """True when every one of ``names`` was stored as a plain number, bool or text column:
+        its JSON values then score exactly like the frame :func:`lookup` rebuilds (times and
+        the other typed columns take that frame path)."""
+        return _plain_dtypes(tuple(self.dtypes.get(n, "") for n in names))
+
+
+class OnlineReader:
+    """Feature vectors from ``online_features`` for the server: one indexed read per request
+    (``WHERE problem = ? AND entity IN (...)``, the schema row included) on DBAPI connections
+    kept open between requests (each used by one thread at a time, at most ``max_idle`` kept),
+    the JSON decoded with orjson. A kept connection that fails is dropped and the read retried
+    on the next one (a fresh one at the end); a fresh connection that fails answers
+    :class:`StoreError` (503). :meth:`close` closes them all."""
+
+    def __init__(self, store: Store, *, max_idle: int = 40) -> None:  # anyio's thread limit
+        self.store = store
+        self.max_idle = max_idle
+        self._idle: list = []
+        self._lock = threading.Lock()
+        self._schemas: dict[tuple, OnlineSchema] = {}
+        self._sql: dict[int, str] = {}
+        self._closed = False
+
+    def read(self, problem: str, keys: list[str]) -> tuple[OnlineSchema, dict[str, dict]] | None:
+        """``(schema, {entity: features})`` for the ``keys`` found (distinct keys), or None when
+        ``problem`` was never materialized."""
+        query = self._query(problem, keys)
+        while True:
+            conn, reused = self._take()
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute(*query)
+                    rows = cur.fetchall()
+                finally:
+                    cur.close()
+                break
+            except Exception as exc:  # noqa: BLE001 - any driver error: drop the connection
+                self._drop(conn)
+                if reused:  # a kept connection may have died idle (a restart): a fresh one
+                    continue
+                first = str(exc).splitlines()[0][:200] if str(exc) else ""
+                raise StoreError(
+                    f"the store could not answer the online-store read: {type(exc).__name__}: "
+                    f"{first}",
+                    hint="check that the store (the `store:` URL in cycleml.yaml) is up; "
+                    "GET /readyz reports it",
+                ) from None
+        self._give(conn)
+        schema = None
+        found: dict[str, dict] = {}
+        for entity, text, as_of, materialized_at in rows:
+            if entity == SCHEMA_KEY:
+                schema = self._schema(problem, text, as_of, materialized_at)
+            else:
+                found[entity] = orjson.loads(text)
+        return None if schema is None else (schema, found)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            _close_quietly(conn)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _query(self, problem: str, keys: list[str]) -> tuple[str, tuple]:
+        table = online_features.name
+        head = (
+            f"SELECT entity, CAST(features AS TEXT), as_of, materialized_at FROM {table} "
+            "WHERE problem = "
+        )
+        if self.store.dialect == "postgresql":  # one statement whatever the count: prepared
+            sql = self._sql.get(-1)
+            if sql is None:
+                sql = self._sql[-1] = head + "%s AND entity = ANY(%s)"
+            return sql, (problem, [SCHEMA_KEY, *keys])
+        n = len(keys) + 1
+        sql = self._sql.get(n)
+        if sql is None:
+            sql = self._sql[n] = head + "? AND entity IN (" + ", ".join("?" * n) + ")"
+        return sql, (problem, SCHEMA_KEY, *keys)
+
+    def _schema(self, problem: str, text, as_of, materialized_at) -> OnlineSchema:
+        key = (problem, text, str(as_of), str(materialized_at))
+        schema = self._schemas.get(key)
+        if schema is None:
+            meta = orjson.loads(text)
+            info = {"as_of": _iso_text(as_of), "materialized_at": _iso_text(materialized_at)}
+            schema = OnlineSchema(meta["entity"], tuple(meta["columns"]), meta["dtypes"], info)
+            if len(self._schemas) > 64:
+                self._schemas.clear()
+            self._schemas[key] = schema
+        return schema
+
+    def _take(self) -> tuple[Any, bool]:
+        """A connection and whether it was kept from an earlier read."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _give(self, conn) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                return
+        _close_quietly(conn)
+
+    def _drop(self, conn) -> None:
+        _close_quietly(conn)
+
+    def _connect(self):
+        self.store.open()  # the tables exist (migrations run once)
+        engine = self.store.engine
+        dialect = engine.dialect
+        cargs, cparams = dialect.create_connect_args(engine.url)
+        try:
+            if dialect.name == "postgresql":
+                cparams.setdefault("connect_timeout", 5)
+                conn = dialect.connect(*cargs, **cparams)
+                conn.autocommit = True  # a read is its own statement: no idle transaction
+            else:
+                cparams["check_same_thread"] = False  # handed between threads, one at a time
+                conn = dialect.connect(*cargs, **cparams)
+                conn.isolation_level = None  # autocommit: no read snapshot held between reads
+                conn.execute("PRAGMA busy_timeout=10000")
+        except Exception as exc:  # noqa: BLE001 - the driver's own errors
+            raise StoreError(
+                f"cannot connect to the store {self.store.display_url}: {type(exc).__name__}",
+                hint="check that the store is up; GET /readyz reports it",
+            ) from None
+        return conn
+
+
+def _close_quietly(conn) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection
+        conn.close()
+
+
+def _iso_text(value) -> str:
+    """A stored time as ISO text (SQLite gives text, PostgreSQL a datetime)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return datetime.fromisoformat(str(value)).isoformat()
+
+
+_PLAIN_KINDS = frozenset("fiubO")
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_dtypes(names: tuple[str, ...]) -> bool:
+    for text in names:
+        try:
+            dtype = pd.api.types.pandas_dtype(text)
+        except TypeError:
+            return False
+        if isinstance(dtype, np.dtype):
+            if dtype.kind not in _PLAIN_KINDS:
+                return False
+        elif not (
+            isinstance(dtype, pd.StringDtype | pd.BooleanDtype | pd.CategoricalDtype)
+            or pd.api.types.is_integer_dtype(dtype)
+            or pd.api.types.is_float_dtype(dtype)
+        ) or isinstance(dtype, pd.ArrowDtype):
+            return False
+    return True
+
+
 # -- helpers ---------------------------------------------------------------------------------------
 
 
@@ -202,4 +394,4 @@ def _naive_utc(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(tzinfo=None)
 
 
-__all__ = ["SCHEMA_KEY", "lookup", "materialize"]
+__all__ = ["SCHEMA_KEY", "OnlineReader", "OnlineSchema", "lookup", "materialize"]
