@@ -87,6 +87,14 @@ def experiment_analyze(
                     f"CUPED {v['variant']} {metric}: variance reduced by "
                     f"{m['cuped']['variance_reduction']:.1%} (theta {m['cuped']['theta']:.4g})"
                 )
+    for v in result["variants"]:  # served experiments (issue 7)
+        if "exposures" in v:
+            out.print(
+                f"{v['variant']}: {v['units']} units, {v['exposures']} exposures, "
+                f"{v['units_with_outcome']} units with an outcome event"
+            )
+        for worse in v.get("guardrails_worse", []):
+            out.print(f"[red]guardrail worse[/] {v['variant']}: {worse}")
     srm = result["srm"]
     flag = "[red]MISMATCH[/]" if srm["mismatch"] else "ok"
     out.print(f"sample ratio check p = {_short(srm['p_value'])} ({flag})")
@@ -177,3 +185,27 @@ def experiment_plan(
         out.print(f"to detect {effect}: [bold]{result['total_units']:,} units[/] ({per})")
     else:
         out.print(f"with {units:,} units ({per}): minimum detectable effect [bold]{effect}[/]")
+
+
+# -- served experiments (issue 7) ----------------------------------------------------------------
+
+
+@experiment_app.command("assign")
+@command
+def experiment_assign(
+    name: Annotated[str, typer.Argument(help="A served experiment from cycleml.yaml.")],
+    unit: Annotated[str, typer.Argument(help="The unit (an entity id).")],
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Store the first exposure (while it runs).")
+    ] = True,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The variant (and model version) of a unit in a served experiment."""
+    result = _project(project or _default_project()).assign_experiment(name, unit, log=log)
+    if as_json:
+        _print_json(result)
+        return
+    state = "running" if result["active"] else "not running: the control"
+    model = result["model_version"] or "no model (baseline)"
+    out.print(f"{name} {unit}: [bold]{result['variant']}[/] ({model}; {state})")

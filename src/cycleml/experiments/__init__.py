@@ -1,4 +1,5 @@
-"""Experiments: deterministic assignment, the analysis of results, and planning."""
+"""Experiments: deterministic assignment, served experiments (exposures), the analysis of
+results, and planning."""
 
 from ._analysis import (
     SRM_ALPHA,
@@ -10,23 +11,32 @@ from ._analysis import (
     sufficient_stats,
 )
 from ._assign import assign, bucket
+from ._exposures import ExposureWriter, read_exposures, record_exposures
 from ._power import plan, power_at
 from ._report import write_experiment_report
 from ._sequential import halfwidth, mixture_rho2
+from ._served import check_models, is_active, served_stats, variant_of
 
 __all__ = [
     "SRM_ALPHA",
+    "ExposureWriter",
     "analyze",
     "assign",
     "bucket",
+    "check_models",
     "compare",
     "decide",
     "halfwidth",
+    "is_active",
     "mixture_rho2",
     "more_units_needed",
     "plan",
     "power_at",
+    "read_exposures",
+    "record_exposures",
     "sample_ratio_check",
+    "served_stats",
     "sufficient_stats",
+    "variant_of",
     "write_experiment_report",
 ]

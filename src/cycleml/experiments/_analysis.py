@@ -170,12 +170,15 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
             "control": variant == spec.control,
             "metrics": {},
         }
+        if "with_outcome" in g:  # a served experiment: one exposure per unit
+            entry["exposures"] = int(g["units"])
+            entry["units_with_outcome"] = int(g["with_outcome"])
         for metric_name, metric in spec.metrics.items():
             n = int(g[f"{metric_name}__n"])
             entry["metrics"][metric_name] = {
                 "n": n,
                 "missing": entry["units"] - n,
-                "value": _value(metric.type, g, metric_name),
+                "value": _value(_kind(metric.type), g, metric_name),
             }
             if entry["units"] - n:
                 notes.append(
@@ -185,7 +188,7 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
             if variant != spec.control:
                 entry["metrics"][metric_name].update(
                     compare(
-                        metric.type,
+                        _kind(metric.type),
                         control,
                         g,
                         metric_name,
@@ -195,6 +198,9 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
                     )
                 )
         variants.append(entry)
+    for entry in variants:
+        if spec.guardrails and not entry["control"]:
+            entry["guardrails_worse"] = guardrails_worse(spec, entry)
     srm = sample_ratio_check(spec, groups)
     primary = spec.primary_metric
     return {
@@ -204,11 +210,17 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
         "sequential": spec.sequential,
         "sequential_tuning": spec.sequential_tuning,
         "rows": spec.rows,
+        "guardrails": list(spec.guardrails),
         "variants": variants,
         "srm": srm,
         "notes": notes,
         "decision": decide(spec, variants, srm, primary),
     }
+
+
+def _kind(metric_type: str) -> str:
+    """The test family of a metric type: a served conversion is a proportion."""
+    return "proportion" if metric_type == "conversion" else metric_type
 
 
 def _value(kind: str, g: dict, metric: str) -> float | None:
@@ -356,10 +368,11 @@ def compare(
 def sample_ratio_check(spec: ExperimentSpec, groups: dict[str, dict]) -> dict:
     """Chi-square goodness of fit of the units per variant against the weights."""
     # every variant with a weight counts, also one with no units in the data (that is a mismatch)
-    names = list(dict.fromkeys([*(spec.weights or {}), *groups]))
+    shares = spec.shares
+    names = list(dict.fromkeys([*(shares or {}), *groups]))
     observed = [int(groups[v]["units"]) if v in groups else 0 for v in names]
     total = sum(observed)
-    weights = spec.weights or {v: 1 / len(names) for v in names}
+    weights = shares or {v: 1 / len(names) for v in names}
     expected = [total * weights.get(v, 0.0) for v in names]
     if any(e == 0 for e in expected):
         unweighted = [v for v, e in zip(names, expected, strict=True) if e == 0]
@@ -409,11 +422,17 @@ def decide(spec: ExperimentSpec, variants: list[dict], srm: dict, primary: str) 
         return f"no detectable difference yet in {primary}: {m.get('note', 'too little data')}"
     significant, low, high, label = _reading(spec, m)
     if significant and m["relative_lift"] is not None and low is not None:
-        verdict = "wins" if m["absolute_lift"] > 0 else "loses"
-        return (
-            f"{best['variant']} {verdict}: {primary} {m['relative_lift']:+.1%} "
-            f"({label} {low:+.1%} to {high:+.1%})"
-        )
+        better = (m["absolute_lift"] > 0) == spec.metrics[primary].higher_is_better
+        said = f"{primary} {m['relative_lift']:+.1%} ({label} {low:+.1%} to {high:+.1%})"
+        if not better:
+            return f"{best['variant']} loses: {said}"
+        worse = guardrails_worse(spec, best)
+        if worse:
+            return (
+                f"do not ship {best['variant']}: {said}, but guardrail(s) got significantly "
+                f"worse: {'; '.join(worse)}"
+            )
+        return f"{best['variant']} wins: {said}"
     needed = more_units_needed(m, spec.alpha, spec.sequential, spec.sequential_tuning)
     more = (
         f"; about {needed:,} more units needed (all variants) to detect the observed "
@@ -422,6 +441,26 @@ def decide(spec: ExperimentSpec, variants: list[dict], srm: dict, primary: str) 
         else ""
     )
     return f"no detectable difference yet in {primary}{more}"
+
+
+def guardrails_worse(spec: ExperimentSpec, variant: dict) -> list[str]:
+    """The guardrail metrics of ``variant`` that got significantly worse (by the interval the
+    decision reads), each described with its lift and interval."""
+    out = []
+    for name in spec.guardrails:
+        m = variant["metrics"].get(name) or {}
+        if m.get("p_value") is None:
+            continue
+        significant, low, high, label = _reading(spec, m)
+        if not significant:
+            continue
+        if (m["absolute_lift"] > 0) == spec.metrics[name].higher_is_better:
+            continue
+        if m.get("relative_lift") is not None and low is not None:
+            out.append(f"{name} {m['relative_lift']:+.1%} ({label} {low:+.1%} to {high:+.1%})")
+        else:
+            out.append(f"{name} {m['absolute_lift']:+.4g} (absolute)")
+    return out
 
 
 def _p_or_one(p: float | None) -> float:

@@ -69,6 +69,49 @@ def _lift_figure(result: dict):
     return fig
 
 
+def _served_parts(result: dict) -> list[str]:
+    """Exposures per variant (served experiments) and the guardrails."""
+    parts = []
+    if any("exposures" in v for v in result["variants"]):
+        parts += [
+            "<h2>Exposures</h2>",
+            _table(
+                ["variant", "units", "exposures", "units with an outcome event"],
+                [
+                    [
+                        html.escape(v["variant"]),
+                        str(v["units"]),
+                        str(v.get("exposures", "")),
+                        str(v.get("units_with_outcome", "")),
+                    ]
+                    for v in result["variants"]
+                ],
+            ),
+        ]
+    if result.get("guardrails"):
+        rows = []
+        for v in result["variants"]:
+            if v["control"]:
+                continue
+            worse = {w.split(" ", 1)[0] for w in v.get("guardrails_worse", [])}
+            for name in result["guardrails"]:
+                m = v["metrics"].get(name, {})
+                rows.append(
+                    [
+                        html.escape(v["variant"]),
+                        html.escape(name),
+                        _fmt(m.get("relative_lift"), pct=True),
+                        _fmt(m.get("p_value")),
+                        "<b>significantly worse</b>" if name in worse else "ok",
+                    ]
+                )
+        parts += [
+            "<h2>Guardrails</h2>",
+            _table(["variant", "guardrail", "relative lift", "p-value", "status"], rows),
+        ]
+    return parts
+
+
 def write_experiment_report(path: str | Path, result: dict) -> Path:
     """Write ``result`` (``Project.analyze_experiment``'s dict) as a self-contained HTML page."""
     path = Path(path)
@@ -131,6 +174,7 @@ def write_experiment_report(path: str | Path, result: dict) -> Path:
         f"<p>chi-square p = {_fmt(srm['p_value'])}; "
         f"{'MISMATCH (p < 0.001)' if srm['mismatch'] else 'no mismatch'}"
         f"{'; ' + html.escape(srm['note']) if srm.get('note') else ''}</p>",
+        *_served_parts(result),
         "<h2>Lift chart</h2>",
         _lift_figure(result).to_html(full_html=False, include_plotlyjs=True),
     ]

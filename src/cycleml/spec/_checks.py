@@ -31,10 +31,11 @@ def cross_check(spec: Spec) -> list[SpecIssue]:
                 unknown_name("source", group.source, spec.sources, f"features.{gname}.source")
             )
     for ename, exp in spec.experiments.items():
-        if exp.source not in spec.sources:
+        if exp.source is not None and exp.source not in spec.sources:
             issues.append(
                 unknown_name("source", exp.source, spec.sources, f"experiments.{ename}.source")
             )
+    issues.extend(_served_experiment_issues(spec))  # served experiments (issue 7)
     # -- schedules (issue 6) --
     for jname, job in spec.schedules.items():
         if job.problem not in spec.problems:
@@ -135,3 +136,66 @@ def unknown_name(what: str, name: str, known, path: str) -> SpecIssue:
     hint = f"did you mean {close[0]!r}? " if close else ""
     hint += f"known {what}s: {', '.join(known) or '(none defined)'}"
     return SpecIssue(path, f"unknown {what} {name!r}", hint)
+
+
+# -- served experiments (issue 7) --
+def _served_experiment_issues(spec: Spec) -> list[SpecIssue]:
+    """A served experiment's problem, unit and events source; no two served experiments on the
+    same unit entity and surface may run at overlapping dates."""
+    issues: list[SpecIssue] = []
+    placed: list[tuple[str, str, str, object, object]] = []
+    for ename, exp in spec.experiments.items():
+        if exp.problem is None:
+            continue
+        where = f"experiments.{ename}"
+        problem = spec.problems.get(exp.problem)
+        if problem is None:
+            issues.append(unknown_name("problem", exp.problem, spec.problems, f"{where}.problem"))
+            continue
+        if exp.unit is not None and exp.unit != problem.entity:
+            issues.append(
+                SpecIssue(
+                    f"{where}.unit",
+                    f"a served experiment splits problem {exp.problem!r} by its entity "
+                    f"{problem.entity!r}, not {exp.unit!r}",
+                    f"set `unit: {problem.entity}` or leave `unit:` out",
+                )
+            )
+        events = spec.sources.get(exp.events or "")
+        if events is None:
+            issues.append(unknown_name("source", exp.events, spec.sources, f"{where}.events"))
+        elif not events.collect:
+            issues.append(
+                SpecIssue(
+                    f"{where}.events",
+                    f"source {exp.events!r} does not collect events",
+                    f"add `collect: true` to source {exp.events!r} (it needs `entity` and `time`)",
+                )
+            )
+        unit = problem.entity
+        surface = exp.surface or exp.problem
+        for other, o_unit, o_surface, o_start, o_end in placed:
+            if (o_unit, o_surface) != (unit, surface):
+                continue
+            if _overlap(exp.start, exp.end, o_start, o_end):
+                issues.append(
+                    SpecIssue(
+                        where,
+                        f"experiment {ename!r} overlaps experiment {other!r}: both split "
+                        f"{unit!r} units on surface {surface!r} and their dates overlap",
+                        "give them dates that do not overlap (`start`/`end`), or different "
+                        "`surface:` values when they change different parts of the product",
+                    )
+                )
+        placed.append((ename, unit, surface, exp.start, exp.end))
+    return issues
+
+
+def _overlap(start_a, end_a, start_b, end_b) -> bool:
+    """Whether two inclusive date ranges overlap (a missing end is open)."""
+    starts = [d for d in (start_a, start_b) if d is not None]
+    ends = [d for d in (end_a, end_b) if d is not None]
+    return not starts or not ends or max(starts) <= min(ends)
+
+
+# -- end of served experiments --
