@@ -172,6 +172,21 @@ def test_chunks_by_day_skip_small_ones_and_find_the_shifted_days(tmp_path) -> No
     assert html.count('class="bad">yes<') == len(result["drifted"])
 
 
+def test_weekly_chunks_start_on_monday() -> None:
+    rng = np.random.default_rng(13)
+    reference = _frame(rng, 1000)
+    current = _frame(rng, 14 * 50)
+    # 2026-06-17 is a Wednesday: two weeks of days from it fall in three Monday-started weeks
+    current["ts"] = pd.Timestamp("2026-06-17") + pd.to_timedelta(np.arange(14 * 50) // 50, "D")
+    result = compare(
+        reference, current, columns=COLUMNS, time_column="ts", chunk="week",
+        options=DriftOptions(domain_classifier=False, min_chunk_rows=10),
+    )  # fmt: skip
+    starts = [pd.Timestamp(c["chunk"]) for c in result["chunks"]]
+    assert [s.day_name() for s in starts] == ["Monday"] * 3
+    assert [c["rows"] for c in result["chunks"]] == [5 * 50, 7 * 50, 2 * 50]
+
+
 def test_a_column_on_one_side_only_is_reported_not_a_crash() -> None:
     rng = np.random.default_rng(6)
     reference = _frame(rng, 500)

@@ -15,7 +15,7 @@ from ._domain import domain_classifier
 from ._drift import DriftOptions, column_drift, drift_table, infer_kind
 from ._quality import column_findings, schema_findings, volume_findings
 
-CHUNKS = {"day": "D", "week": "W-MON"}
+CHUNKS = {"day": "D", "week": "W-SUN"}  # weekly periods ending Sunday: weeks start Monday
 
 
 def compare(

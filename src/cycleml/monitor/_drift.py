@@ -97,6 +97,8 @@ def as_numbers(series: pd.Series) -> np.ndarray:
 
 def _value_counts(series: pd.Series) -> pd.Series:
     counts = series.value_counts(dropna=True, sort=False)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        counts = counts[counts > 0]  # a slice of a categorical lists absent categories too
     if len(counts) and not all(isinstance(k, str) for k in counts.index[:50]):
         counts.index = counts.index.map(str)
         counts = counts.groupby(level=0, sort=False).sum()

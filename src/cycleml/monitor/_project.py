@@ -5,17 +5,21 @@ these."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import NotFoundError
 from ._adhoc import Table, as_frame
+from ._chunks import LOG_ID, LOGGED_AT, LogFrame, chunk_drift, chunk_unit, read_log
 from ._compare import compare
 from ._drift import DriftOptions
+from ._quality import volume_findings
 
 if TYPE_CHECKING:
     from ..project import Project
@@ -30,21 +34,25 @@ def monitor_problem(
     *,
     current: Current = "auto",
     since: datetime | None = None,
-    chunk: str | None = None,
+    chunk: str | int | None = None,
     html: str | Path | None = None,
 ) -> dict:
     """Compare the production model's training dataset with its latest batch-scored features
     (``current="batch"``) or the prediction log's inputs (``"log"``, optionally ``since``);
-    ``"auto"``: the batch run when there is one, else the log. Stores the run in
-    ``monitor_runs`` and returns the result (with its ``id``)."""
+    ``"auto"``: the batch run when there is one, else the log. The log is read in bulk and,
+    with ``chunk`` (day, week or N rows), each chunk is compared too (``chunks``,
+    ``drift_over_time``). ``performance``: realised and estimated metrics per chunk (log) or
+    per batch run. Stores the run in ``monitor_runs`` and returns the result (with its
+    ``id``)."""
     from ..batch import latest_run
     from ..features import LABEL_COLUMN, get_dataset, load_dataset
     from ..store import utcnow
     from ..store.tables import monitor_runs, predictions
 
+    started = time.perf_counter()
     mv, bundle = project.load_model(problem)
     options = DriftOptions.from_spec(project.spec.monitoring)
-    chunk = chunk or project.spec.monitoring.chunk
+    chunk = chunk_unit(chunk or project.spec.monitoring.chunk)
     run = latest_run(project.store, problem) if current in ("auto", "batch") else None
     if current == "batch" and run is None:
         raise NotFoundError(
@@ -55,7 +63,7 @@ def monitor_problem(
     if dataset is None:
         raise NotFoundError(f"dataset version {mv.dataset_version_id} of {mv.name} is missing")
     names = bundle.feature_names
-    time_column = None
+    log: LogFrame | None = None
     if run is not None:
         frame = pd.read_parquet(project.artifacts.verified_path(run["features_sha256"]))
         with project.store.connect() as conn:
@@ -73,7 +81,8 @@ def monitor_problem(
         if len(scores) == len(frame):
             frame[PREDICTION] = scores["score"].to_numpy()
     else:
-        frame = _log_frame(project, problem, mv.id, since)
+        log = read_log(project, problem, mv.id, bundle.columns, since, chunk)
+        frame = log.frame if log is not None else None
         if frame is None:
             hint = f"run `cycleml predict {problem} --batch` first, or serve the model"
             raise NotFoundError(
@@ -82,12 +91,13 @@ def monitor_problem(
                 hint=hint,
             )
         described = {"source": "prediction_log", "since": since.isoformat() if since else None}
-        time_column = "__logged_at"
     reference = load_dataset(dataset, project.artifacts)
     reference[PREDICTION] = bundle.outputs(reference[names])[0]
-    if chunk and time_column is None:
+    if chunk and log is None:
         chunk = None  # a batch run is one point in time
         described["chunk"] = "not chunked: a batch run is scored at one as_of"
+    # performance first: its labels also give the target's drift
+    perf = _performance(project, problem, mv, since, run, log, frame)
     result = compare(
         reference,
         frame,
@@ -95,12 +105,18 @@ def monitor_problem(
         options=options,
         prediction=PREDICTION,
         target=LABEL_COLUMN,
-        time_column=time_column,
-        chunk=chunk,
     )
+    if log is not None and log.rows:
+        result["chunks"], result["drift_over_time"] = chunk_drift(
+            reference, log, bundle.columns, options
+        )
+        result["quality"] += volume_findings(result["chunks"])
+        described["chunk"] = chunk
+    result["performance"] = perf
     result["reference"].update(dataset_version=dataset.id)
     result["current"].update(described)
     result.update(problem=problem, model=mv.name, alpha=options.alpha)
+    result["seconds"] = time.perf_counter() - started
     created = utcnow()
     with project.store.begin() as conn:
         result["id"] = conn.execute(
@@ -118,6 +134,10 @@ def monitor_problem(
             .returning(monitor_runs.c.id)
         ).scalar_one()
     result["created_at"] = created.isoformat()
+    # alerts (issue 8): monitoring.rules -> alerts rows, log lines, webhook; result["alerts"]
+    from ._alerts import evaluate_rules
+
+    evaluate_rules(project, problem, result, result["id"])
     if html:
         from ..reports._drift_report import drift_report
 
@@ -125,25 +145,71 @@ def monitor_problem(
     return result
 
 
-def _log_frame(
-    project: Project, problem: str, model_version_id: int, since: datetime | None
-) -> pd.DataFrame | None:
-    from ..store.tables import prediction_log
-
-    log = prediction_log.c
-    query = sa.select(log.inputs, log.score, log.created_at).where(
-        log.problem == problem, log.model_version_id == model_version_id
+def _performance(
+    project: Project,
+    problem: str,
+    mv: Any,
+    since: datetime | None,
+    run: dict | None,
+    log: LogFrame | None,
+    frame: pd.DataFrame,
+) -> dict:
+    """Realised and estimated performance per chunk: of the log's chunks (labels from
+    feedback) or of the model version's batch runs (labels from the label definition). Puts
+    the labels known for the current rows in ``frame`` as its target column."""
+    from ..features import LABEL_COLUMN
+    from ._performance import (
+        METRICS,
+        Chunk,
+        PerformanceOptions,
+        batch_chunks,
+        log_labels,
+        performance,
     )
-    if since is not None:
-        query = query.where(log.created_at >= since)
-    with project.store.connect() as conn:
-        rows = conn.execute(query.order_by(log.id)).all()
-    if not rows:
-        return None
-    frame = pd.DataFrame.from_records([r.inputs or {} for r in rows])
-    frame[PREDICTION] = [r.score for r in rows]
-    frame["__logged_at"] = pd.to_datetime([r.created_at for r in rows])
-    return frame
+
+    options = PerformanceOptions.from_spec(project.spec.monitoring)
+    task = project.spec.problems[problem].task
+    source = "prediction_log" if log is not None else "batch"
+    if task not in METRICS:  # multiclass, ranking, forecast: no labels gathered
+        return performance(task, [], {}, None, options, source=source, labels_from="")
+    if log is not None:
+        labels = log_labels(project, problem, mv.id, frame[LOG_ID].to_numpy())
+        scores = frame[PREDICTION].to_numpy(float)
+        if log.rows:
+            parts = list(zip(log.starts, log.ends, log.rows, strict=True))
+        else:
+            stamps = frame[LOGGED_AT]
+            parts = [(stamps.min().to_pydatetime(), stamps.max().to_pydatetime(), slice(None))]
+        chunks = [Chunk(a, b, scores[rows], labels[rows]) for a, b, rows in parts]
+        note = None
+        source, labels_from = "prediction_log", "feedback"
+    else:
+        chunks, note = batch_chunks(project, problem, mv, since)
+        source, labels_from = "batch", "label definition"
+        labels = None
+        if run is not None:
+            same = [c for c in chunks if c.start == run["as_of"] and len(c.labels) == len(frame)]
+            labels = same[-1].labels if same else None
+    if labels is not None and not np.isnan(labels).all():
+        frame[LABEL_COLUMN] = labels
+    result = performance(
+        task,
+        chunks,
+        dict(mv.metrics or {}),
+        mv.threshold,
+        options,
+        source=source,
+        labels_from=labels_from,
+        labels_note=note,
+    )
+    for entry, chunk in zip(result["chunks"], chunks, strict=True):
+        entry["chunk"] = chunk.start.isoformat()
+    if log is not None and log.rows:
+        for n, entry in enumerate(result["chunks"]):
+            entry["chunk"] = log.label(n)
+    elif log is not None:
+        result["chunks"][0]["chunk"] = "all"
+    return result
 
 
 def project_drift(

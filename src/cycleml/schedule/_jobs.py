@@ -42,9 +42,21 @@ def _materialize(project: Project, schedule: ScheduleSpec, due_at: datetime) -> 
 
 
 def _monitor(project: Project, schedule: ScheduleSpec) -> str:
-    result = project.monitor(schedule.problem)
-    return (
+    if schedule.retrain:  # issue 8: the retrain loop
+        result = project.monitor_and_retrain(schedule.problem, budget=schedule.budget)
+    else:
+        result = project.monitor(schedule.problem)
+    text = (
         f"monitored {schedule.problem} ({result['model']}): drift share "
         f"{result['drift_share']:.0%}, {len(result['drifted'])} drifted feature(s), dataset "
         f"drift {'yes' if result['dataset_drift'] else 'no'} (monitor run {result.get('id')})"
     )
+    # -- alerts and the retrain loop (issue 8) --
+    if result.get("alerts"):
+        text += f"; {len(result['alerts'])} alert(s): " + ", ".join(
+            a["rule"] for a in result["alerts"]
+        )
+    retrain = result.get("retrain")
+    if retrain and retrain.get("retrained"):
+        text += f"; retrain decision {retrain['id']}: {retrain['reason']}"
+    return text

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ._base import Name, _Model
 
@@ -44,6 +44,9 @@ class ScheduleSpec(_Model):
     to: str | None = None
     timezone: str = "UTC"
     description: str | None = None
+    # -- monitor jobs (issue 8): retrain when the run raises an alert; its training budget --
+    retrain: bool = False
+    budget: float | None = Field(default=None, gt=0)
 
     @field_validator("cron")
     @classmethod
@@ -67,6 +70,12 @@ class ScheduleSpec(_Model):
     def _target(self) -> ScheduleSpec:
         if self.to is not None and self.job != "predict":
             raise ValueError(f"`to` only goes with `job: predict` (this job is {self.job!r})")
+        if (self.retrain or self.budget is not None) and self.job != "monitor":
+            raise ValueError(
+                f"`retrain` and `budget` only go with `job: monitor` (this job is {self.job!r})"
+            )
+        if self.budget is not None and not self.retrain:
+            raise ValueError("`budget` is the retrain's training budget: add `retrain: true`")
         return self
 
 
