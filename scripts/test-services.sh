@@ -11,7 +11,11 @@
 #   scripts/test-services.sh stop [DIR]
 #       Stop the cluster in DIR (default: $CYCLEML_TEST_PG_DIR) and delete DIR.
 #   scripts/test-services.sh ensure-binaries
-#       Make sure the PostgreSQL server binaries and wrk are installed (apt if missing).
+#       Make sure the PostgreSQL server binaries and wrk are installed (apt if missing),
+#       and Debian's chromium for the browser tests (scripts/browser.sh ensure).
+#
+# `run` also makes sure /usr/bin/chromium is there (scripts/browser.sh) and exports
+# CYCLEML_REQUIRE_BROWSER=1, so the browser tests fail instead of skipping without it.
 #
 # The cluster lives in a fresh `mktemp -d` directory (data dir, unix socket,
 # log), uses trust auth, listens only on 127.0.0.1 on a free port (from 55432
@@ -62,6 +66,7 @@ ensure_binaries() {
     export DEBIAN_FRONTEND=noninteractive
     # (apt output goes to stderr: `start` keeps stdout for its export lines)
     apt-get update -q >&2
+    export CYCLEML_APT_UPDATED=1 # scripts/browser.sh then skips its own apt-get update
     apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
     [[ -n "$(find_pg_bin)" ]] || die "apt-get install postgresql did not provide /usr/lib/postgresql/*/bin/initdb"
     command -v wrk >/dev/null 2>&1 || die "apt-get install wrk did not provide wrk"
@@ -239,6 +244,10 @@ run)
     trap 'exit 143' TERM
     start_cluster
     export CYCLEML_TEST_PG_URL="$PG_URL"
+    # -- browser tests (tests/browser): Debian's chromium, required under `run` --
+    bash "$(dirname "${BASH_SOURCE[0]}")/browser.sh" ensure
+    export CYCLEML_REQUIRE_BROWSER=1
+    # -- end browser tests --
     status=0
     "$@" || status=$?
     exit "$status"
@@ -258,6 +267,8 @@ stop)
 ensure-binaries)
     ensure_binaries
     log "PostgreSQL binaries: $(find_pg_bin)"
+    bash "$(dirname "${BASH_SOURCE[0]}")/browser.sh" ensure # browser tests
+    log "browser: $(bash "$(dirname "${BASH_SOURCE[0]}")/browser.sh" version)"
     ;;
 *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2

@@ -37,9 +37,22 @@ ROUTE_SCOPES: list[tuple[frozenset[str], re.Pattern[str], str]] = [
 ]
 
 
+# -- the web dashboard (cycleml.dashboard) --
+# Its pages and assets (GET/HEAD) need no token here: browsers cannot send one when they
+# navigate. When tokens are set, the dashboard answers only loopback clients itself (see
+# docs/dashboard.md). Its actions are /v1 POST routes: they need `admin` like any other.
+DASHBOARD_PAGES = re.compile(
+    r"/(data|models|predictions|experiments|monitoring|favicon\.ico)?|/problems/[^/]+"
+    r"|/static/[A-Za-z0-9_.-]+"
+)
+# -- end of the dashboard block --
+
+
 def required_scope(method: str, path: str) -> str | None:
     """The scope ``method path`` needs; None for an open path."""
     if path in OPEN_PATHS:
+        return None
+    if method in ("GET", "HEAD") and DASHBOARD_PAGES.fullmatch(path):
         return None
     for methods, pattern, scope in ROUTE_SCOPES:
         if method in methods and pattern.fullmatch(path):
