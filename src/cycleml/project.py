@@ -136,6 +136,8 @@ class Project:
         return SourceSet(self.spec, self.path, threads=self.spec.training.threads)
 
     def close(self) -> None:
+        if "_predict_sources" in self.__dict__:  # the sources predict() kept open
+            self.__dict__.pop("_predict_sources").close()
         if "store" in self.__dict__:
             self.store.dispose()
 
@@ -313,6 +315,18 @@ class Project:
             classes=result.classes,
         )
         say("registering the model version")
+        # -- dashboard: the chosen candidate's row keeps its evaluation charts (ROC/PR curves,
+        # residuals, importance, learning curve), so /models and /problems read them stored --
+        import json
+
+        keep = ("curves", "residuals", "importance", "learning_curve")
+        evidence = {k: v for k, v in result.charts.items() if k in keep and v}
+        plain = lambda v: v.tolist() if hasattr(v, "tolist") else str(v)  # noqa: E731
+        evidence = json.loads(json.dumps(evidence, default=plain))
+        for entry in result.leaderboard:
+            if entry.get("chosen"):
+                entry["charts"] = evidence
+        # -- end of the dashboard block --
         model = self.registry.register(problem, dataset.id, result, bundle)
         outcome = TrainOutcome(model, dataset, result)
         from .reports._stages import train_report
@@ -488,16 +502,28 @@ class Project:
     ) -> dict:
         """Online prediction in-process: the answer POST /v1/models/{problem}/predict gives
         (entities without ``as_of`` read the online store when the problem is materialized).
-        The prediction-log rows are written before it returns. Opens the sources per call: a
-        server keeps them open (:meth:`app`)."""
+        The prediction-log rows are written before it returns. The sources stay open between
+        calls (thread-safe; reopened every 30 s) until :meth:`close`."""
         from .serve import predict_online
 
         self._problem(problem)
-        with self.open_sources() as sources:
-            fs = FeatureSet(self.spec, problem, sources)
-            return predict_online(
-                self.model_cache, fs, self.store, records=records, entities=entities, as_of=as_of
-            )
+        shared = self._predict_sources
+        return predict_online(
+            self.model_cache,
+            shared.featureset(problem),
+            self.store,
+            records=records,
+            entities=entities,
+            as_of=as_of,
+            lock=shared.lock,
+        )
+
+    @cached_property
+    def _predict_sources(self):
+        """The sources :meth:`predict` keeps open (closed by :meth:`close`)."""
+        from .serve._online import SharedSources
+
+        return SharedSources(self.spec, self.path)
 
     def app(self, *, token: str | None = None, limits=None):
         """The FastAPI application serving this project. ``token`` defaults to
@@ -556,8 +582,17 @@ class Project:
                 hint=f"experiments in cycleml.yaml: {', '.join(self.spec.experiments) or '(none)'}",
             )
         exp = self.spec.experiments[name]
-        with self.open_sources() as sources:
-            groups = sufficient_stats(sources, exp)
+        if exp.served:  # exposures (store) joined with the events source
+            from .experiments._exposures import read_exposures
+            from .experiments._served import check_models, served_stats
+
+            check_models(self.registry, exp, name, production=False)
+            exposed = read_exposures(self.store, name)
+            with self.open_sources() as sources:
+                groups = served_stats(sources, exp, name, exposed)
+        else:
+            with self.open_sources() as sources:
+                groups = sufficient_stats(sources, exp)
         result = analyze(exp, name, groups)
         with self.store.begin() as conn:
             conn.execute(
@@ -594,9 +629,10 @@ class Project:
                 )
             exp = self.spec.experiments[experiment]
             alpha = exp.alpha if alpha is None else alpha
-            if weights is None and exp.weights:
-                weights = {exp.control: exp.weights[exp.control]} | {
-                    k: w for k, w in exp.weights.items() if k != exp.control
+            shares = exp.shares
+            if weights is None and shares:
+                weights = {exp.control: shares[exp.control]} | {
+                    k: w for k, w in shares.items() if k != exp.control
                 }
         return plan_experiment(
             baseline=baseline,
@@ -609,6 +645,38 @@ class Project:
             std=std,
         )
 
+    def assign_experiment(self, name: str, unit: str, *, log: bool = True) -> dict:
+        """The variant of ``unit`` in served experiment ``name``:
+        ``{experiment, unit, variant, model_version, active}``. While the experiment runs
+        (start..end, UTC dates) the first exposure is stored when ``log``; outside it the unit
+        gets the control and nothing is stored (see docs/experiments.md)."""
+        from .experiments._exposures import record_exposures
+        from .experiments._served import check_models, is_active, served_experiment, variant_of
+
+        exp = served_experiment(self.spec, name)
+        unit = str(unit)
+        now = utcnow()
+        active = is_active(exp, now.date())
+        variant = variant_of(exp, name, unit) if active else exp.control
+        version = check_models(self.registry, exp, name)[variant]
+        if active and log:
+            row = {
+                "experiment": name,
+                "unit": unit,
+                "variant": variant,
+                "model_version_id": version.id if version else None,
+                "request_id": None,
+                "first_exposed_at": now,
+            }
+            record_exposures(self.store, [row])
+        return {
+            "experiment": name,
+            "unit": unit,
+            "variant": variant,
+            "model_version": version.name if version else None,
+            "active": active,
+        }
+
     # -- end of the experiment block --
 
     # -- monitor (issue 8, drift) ----------------------------------------------------------------
@@ -619,12 +687,14 @@ class Project:
         *,
         current: str = "auto",
         since: datetime | None = None,
-        chunk: str | None = None,
+        chunk: str | int | None = None,
         html: str | Path | None = None,
     ) -> dict:
         """Drift and data quality of what the production model scored (the latest batch run's
-        features, or the prediction log's inputs) against its training data; stored in
-        ``monitor_runs``. See ``cycleml.monitor.monitor_problem``."""
+        features, or the prediction log's inputs) against its training data, and its
+        performance (realised from labels, estimated before them), per ``chunk`` (day, week or
+        N rows) of the log too; stored in ``monitor_runs``. See
+        ``cycleml.monitor.monitor_problem``."""
         from .monitor import monitor_problem
 
         return monitor_problem(
@@ -644,6 +714,76 @@ class Project:
         return project_drift(self, reference, current, **kwargs)
 
     # -- end monitor -----------------------------------------------------------------------------
+
+    # -- alerts and the retrain loop (issue 8, "alerts") -----------------------------------------
+
+    def alerts(self, problem: str | None = None, *, limit: int = 100) -> list[dict]:
+        """Stored alerts (``monitoring.rules`` breaches), newest first; all problems unless
+        ``problem``."""
+        from .monitor import list_alerts
+
+        if problem is not None:
+            self._problem(problem)
+        return list_alerts(self, problem, limit=limit)
+
+    def retry_alerts(self, problem: str | None = None) -> dict:
+        """Send pending and failed alerts to ``monitoring.webhook`` again; delivered ones are
+        never sent twice. Returns the alert ids by outcome."""
+        from .monitor import retry_alerts
+
+        if problem is not None:
+            self._problem(problem)
+        return retry_alerts(self, problem)
+
+    def retrain(
+        self,
+        problem: str,
+        *,
+        budget: float | None = None,
+        monitor_run_id: int | None = None,
+        alert_id: int | None = None,
+        progress: Progress | None = None,
+    ) -> dict:
+        """Train a challenger on a fresh dataset version, compare it with the production model
+        on the same most recent labelled rows, promote it if it wins by more than
+        ``monitoring.retrain.margin``; the decision is stored (``retrain_decisions``)."""
+        from .monitor import retrain
+
+        return retrain(
+            self,
+            problem,
+            budget=budget,
+            monitor_run_id=monitor_run_id,
+            alert_id=alert_id,
+            progress=progress,
+        )
+
+    def monitor_and_retrain(
+        self,
+        problem: str,
+        *,
+        force: bool = False,
+        budget: float | None = None,
+        progress: Progress | None = None,
+        **monitor: Any,
+    ) -> dict:
+        """:meth:`monitor`, then :meth:`retrain` when the run raised an alert (or ``force``);
+        the decision is the result's ``retrain``."""
+        from .monitor import retrain_on_alert
+
+        result = self.monitor(problem, **monitor)
+        retrain_on_alert(self, problem, result, force=force, budget=budget, progress=progress)
+        return result
+
+    def retrain_decisions(self, problem: str | None = None, *, limit: int = 50) -> list[dict]:
+        """Stored retrain decisions, newest first."""
+        from .monitor import list_decisions
+
+        if problem is not None:
+            self._problem(problem)
+        return list_decisions(self, problem, limit=limit)
+
+    # -- end of alerts and the retrain loop ------------------------------------------------------
 
     # -- schedules (issue 6) -------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .._version import __version__
 from ..errors import CycleMLError, StoreError
 from ._auth import TOKEN_ENV, TokenAuth, tokens_from_env
+from ._experiments import close_experiments, predict_in_experiment, rank_in_experiment
+from ._experiments import make_router as experiments_router
 from ._limits import BodyLimit, Limits
 from ._metrics import MetricsMiddleware
 from ._schema import BODY_HINT
@@ -100,6 +102,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(state.stop)
+            await run_in_threadpool(close_experiments, state)  # served experiments (issue 7)
 
     app = FastAPI(title="cycleml", version=__version__, lifespan=lifespan)
     app.state.serving = state
@@ -249,6 +252,11 @@ def create_app(
         raw = await request.body()
         loaded = await _loaded(problem)
         body = loaded.extra["schema"].parse_predict(raw)
+        experiment = request.query_params.get("experiment")  # served experiments (issue 7)
+        if experiment is not None:
+            return _json(
+                await predict_in_experiment(state, problem, experiment, raw, loaded, body, started)
+            )
         if body.records is not None and len(body.records) <= INLINE_RECORDS:
             # small batches score on the event loop: no thread hop on the fast path
             answer = state.score_records(problem, loaded, body.records, started)
@@ -256,8 +264,10 @@ def create_app(
             answer = await run_in_threadpool(
                 state.score_records, problem, loaded, body.records, started
             )
-        else:
-            answer = await run_in_threadpool(
+        else:  # a SQLite online store answers on the event loop (servefast); else a thread
+            answer = state.score_entities_inline(
+                problem, loaded, body.entities, body.as_of, started
+            ) or await run_in_threadpool(
                 state.score_entities, problem, loaded, body.entities, body.as_of, started
             )
         return _json(answer)
@@ -274,6 +284,11 @@ def create_app(
         raw = await request.body()
         loaded = await _loaded(problem)
         body = loaded.extra["schema"].parse_rank(raw)
+        experiment = request.query_params.get("experiment")  # served experiments (issue 7)
+        if experiment is not None:
+            return _json(
+                await rank_in_experiment(state, problem, experiment, raw, loaded, body, started)
+            )
         answer = await run_in_threadpool(rank_items, state, problem, body, started, loaded)
         return _json(answer)
 
@@ -283,6 +298,13 @@ def create_app(
         make_router = None
     if make_router is not None:
         app.include_router(make_router(project, state))
+    app.include_router(experiments_router(project, state))  # served experiments (issue 7)
+
+    # -- the web dashboard at / (cycleml.dashboard): pages, assets and two admin actions --
+    from ..dashboard import make_router as make_dashboard_router
+
+    app.include_router(make_dashboard_router(project, state))
+    # -- end of the dashboard block --
 
     def openapi() -> dict:
         """The generated schema plus one predict (and rank) path per problem, with the fields of

@@ -7,6 +7,7 @@ problems are reported at once.
 
 from __future__ import annotations
 
+from datetime import date  # served experiments (issue 7)
 from typing import Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
@@ -167,13 +168,21 @@ class TrainingSpec(_Model):
 
 # -- experiments (issue 7) ------------------------------------------------------------------------
 class ExperimentMetricSpec(_Model):
-    """``column`` per unit; a ratio divides the per-unit sums of ``column`` and ``denominator``;
-    ``covariate`` (a pre-period column) turns on CUPED."""
+    """Over a source: ``column`` per unit; a ratio divides the per-unit sums of ``column`` and
+    ``denominator``; ``covariate`` (a pre-period column) turns on CUPED. Served (over events):
+    ``event`` (an event type), ``days`` (a window from the unit's first exposure), ``value`` (a
+    column summed instead of counting events) and, for a ratio, ``denominator`` (an event type).
+    ``higher_is_better: false`` for metrics where a rise is bad (the decision and guardrails read
+    it)."""
 
-    type: Literal["proportion", "mean", "ratio"]
-    column: str
+    type: Literal["proportion", "mean", "ratio", "conversion"]
+    column: str | None = None
     denominator: str | None = None
     covariate: str | None = None
+    event: str | None = None
+    value: str | None = None
+    days: float | None = Field(default=None, gt=0)
+    higher_is_better: bool = True
 
     @model_validator(mode="after")
     def _parts(self) -> ExperimentMetricSpec:
@@ -183,24 +192,57 @@ class ExperimentMetricSpec(_Model):
             raise ValueError("`denominator` is only for `type: ratio`")
         if self.type == "ratio" and self.covariate:
             raise ValueError("`covariate` (CUPED) is for proportion and mean metrics")
+        if self.type == "conversion" and (self.event is None or self.days is None):
+            raise ValueError(
+                "a `conversion` metric needs `event` (an event type) and `days` (the window "
+                "after the first exposure), e.g. {type: conversion, event: purchase, days: 7}"
+            )
+        if self.type == "conversion" and self.value:
+            raise ValueError("`value` is for `mean` and `ratio` metrics, not `conversion`")
         return self
+
+    @property
+    def served(self) -> bool:
+        """Defined over events (``event``) rather than a source's columns."""
+        return self.event is not None
+
+
+class VariantSpec(_Model):
+    """A served variant: its share of units and the behaviour it gets. ``model``: ``baseline``
+    (no model: the original order for rank, no score for predict), ``production`` (the
+    problem's production model at request time) or a model version number."""
+
+    weight: float = Field(ge=0, le=1)
+    model: Literal["baseline", "production"] | PositiveInt = "baseline"
 
 
 class ExperimentSpec(_Model):
-    """An experiment whose units, variants and outcomes are rows of a source (``rows: unit``,
-    one row per unit) or events summed per unit (``rows: event``)."""
+    """An experiment analysed over a source (``source:``: units, variants and outcomes are rows,
+    one per unit with ``rows: unit`` or events summed per unit with ``rows: event``), or served
+    (``problem:``: cycleml assigns units to ``variants``, answers predict/rank requests with the
+    variant's behaviour, logs exposures, and counts outcomes in the ``events`` source)."""
 
-    source: Name
-    unit: str
-    variant: str
+    source: Name | None = None
+    problem: Name | None = None
+    unit: str | None = None
+    variant: str | None = None
     control: str
     metrics: dict[Name, ExperimentMetricSpec] = Field(min_length=1)
     primary: Name | None = None
+    guardrails: list[Name] = []
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     weights: dict[str, float] | None = None
     rows: Literal["unit", "event"] = "unit"
     sequential: bool = True
     sequential_tuning: float = Field(default=5000, gt=0)
+    # served experiments
+    variants: dict[str, VariantSpec] | None = None
+    start: date | None = None
+    end: date | None = None
+    salt: str | None = None
+    surface: str | None = None
+    events: Name | None = None
+    event_column: str = "event_type"
 
     @field_validator("weights")
     @classmethod
@@ -215,8 +257,41 @@ class ExperimentSpec(_Model):
 
     @model_validator(mode="after")
     def _primary(self) -> ExperimentSpec:
+        if (self.source is None) == (self.problem is None):
+            raise ValueError(
+                "give exactly one of `source:` (an experiment analysed over a source's rows) or "
+                "`problem:` (a served experiment splitting that problem's predict/rank requests)"
+                + ("; this one has both" if self.source is not None else "")
+            )
         if self.primary is not None and self.primary not in self.metrics:
             raise ValueError(f"`primary` {self.primary!r} is not one of `metrics`")
+        unknown = [g for g in self.guardrails if g not in self.metrics]
+        if unknown:
+            raise ValueError(f"`guardrails` {', '.join(unknown)} not among `metrics`")
+        if self.primary_metric in self.guardrails:
+            raise ValueError(f"the primary metric {self.primary_metric!r} cannot be a guardrail")
+        if self.problem is not None:
+            _check_served(self)
+            return self
+        if self.unit is None or self.variant is None:
+            raise ValueError("an experiment over a source needs `unit:` and `variant:` columns")
+        extra = [
+            key
+            for key in ("variants", "start", "end", "salt", "surface", "events")
+            if getattr(self, key) is not None
+        ]
+        if extra:
+            raise ValueError(
+                f"{', '.join(f'`{k}`' for k in extra)} belong to served experiments "
+                "(`problem:`), not to one over a `source:`"
+            )
+        for name, metric in self.metrics.items():
+            if metric.column is None or metric.served or metric.type == "conversion":
+                raise ValueError(
+                    f"metric {name!r}: an experiment over a source takes `column:` metrics of "
+                    "type proportion, mean or ratio (`event`, `value`, `days` and `conversion` "
+                    "are for served experiments)"
+                )
         if self.weights is not None and self.control not in self.weights:
             raise ValueError(f"`weights` has no weight for the control {self.control!r}")
         return self
@@ -225,12 +300,151 @@ class ExperimentSpec(_Model):
     def primary_metric(self) -> str:
         return self.primary or next(iter(self.metrics))
 
+    @property
+    def served(self) -> bool:
+        return self.problem is not None
+
+    @property
+    def shares(self) -> dict[str, float] | None:
+        """The expected share of units per variant (``weights``, or the served variants')."""
+        if self.variants is not None:
+            return {name: v.weight for name, v in self.variants.items()}
+        return self.weights
+
+
+def _check_served(exp: ExperimentSpec) -> None:
+    """The keys a served experiment (``problem:``) needs and refuses."""
+    if exp.variant is not None or exp.weights is not None:
+        raise ValueError(
+            "a served experiment sets each variant's share in `variants: {name: {weight, "
+            "model}}`; `variant:` and `weights:` are for experiments over a source"
+        )
+    if exp.rows != "unit":
+        raise ValueError("`rows:` is for experiments over a source")
+    if not exp.variants or len(exp.variants) < 2:
+        raise ValueError("a served experiment needs `variants:` (the control and a treatment)")
+    if exp.control not in exp.variants:
+        raise ValueError(
+            f"`control` {exp.control!r} is not one of `variants` ({', '.join(exp.variants)})"
+        )
+    total = sum(v.weight for v in exp.variants.values())
+    if abs(total - 1) > 1e-6:
+        raise ValueError(f"the `variants` weights must sum to 1 (they sum to {total:g})")
+    if exp.events is None:
+        raise ValueError("a served experiment needs `events:`, the source its outcomes come from")
+    if exp.start is not None and exp.end is not None and exp.end < exp.start:
+        raise ValueError(f"`end` ({exp.end}) is before `start` ({exp.start})")
+    for name, metric in exp.metrics.items():
+        if not metric.served or metric.column is not None or metric.covariate is not None:
+            raise ValueError(
+                f"metric {name!r}: a served experiment's metrics are over events: `event:` (an "
+                "event type), optional `value:` and `days:`; `column:` and `covariate:` are for "
+                "experiments over a source"
+            )
+        if metric.type == "proportion":
+            raise ValueError(
+                f"metric {name!r}: use `type: conversion` (an event within `days` of the first "
+                "exposure) in a served experiment"
+            )
+
 
 # -- end of experiments (issue 7) ---------------------------------------------------------------
 
 
 # -- monitoring (issue 8, drift): methods are those of cycleml.monitor's registry ----------------
 DriftMethodName = Literal["ks", "chi2", "z", "psi", "jensenshannon", "wasserstein", "kl"]
+
+
+# -- alerts, webhook, retrain (issue 8, "alerts"): read by cycleml.monitor._alerts/_retrain --
+class AlertWindow(_Model):
+    """Alert when at least ``breaches`` of the latest ``chunks`` values breach (default: all)."""
+
+    chunks: PositiveInt
+    breaches: PositiveInt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        """``window: 3`` (3 of 3) or ``window: "2 of 3"``."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"chunks": value}
+        if isinstance(value, str):
+            breaches, sep, chunks = value.partition(" of ")
+            try:
+                return {"breaches": int(breaches), "chunks": int(chunks)} if sep else value
+            except ValueError:
+                raise ValueError(
+                    f"window {value!r} is not 'N of M' (for example '2 of 3')"
+                ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> AlertWindow:
+        if self.breaches is not None and self.breaches > self.chunks:
+            raise ValueError(f"window: {self.breaches} breaches cannot be more than {self.chunks}")
+        return self
+
+    @property
+    def needed(self) -> int:
+        return self.breaches or self.chunks
+
+
+class AlertRule(_Model):
+    """Alert when ``metric`` (a path into the monitor result) is above ``above`` or below
+    ``below``; ``problems`` limits the rule to those problems (default: all)."""
+
+    metric: str = Field(min_length=1)
+    above: float | None = None
+    below: float | None = None
+    window: AlertWindow | None = None
+    severity: Literal["warning", "critical"] = "warning"
+    problems: list[Name] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _bound(self) -> AlertRule:
+        if self.above is None and self.below is None:
+            raise ValueError("an alert rule needs `above:` or `below:` (or both) as its threshold")
+        if self.above is not None and self.below is not None and self.below > self.above:
+            raise ValueError(
+                f"`below: {self.below}` is above `above: {self.above}`: every value would alert"
+            )
+        return self
+
+
+class WebhookSpec(_Model):
+    """Each alert is POSTed as JSON to ``url``; ``secret_env`` names an environment variable
+    whose value signs the body (HMAC-SHA256 in ``X-CycleML-Signature``)."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    secret_env: str | None = None
+    max_attempts: PositiveInt = 10
+
+
+class RetrainSpec(_Model):
+    """``--retrain``: the challenger is promoted when it beats the champion on the problem's
+    metric by more than ``margin``; ``budget`` (seconds) bounds its training."""
+
+    margin: float = Field(default=0.0, ge=0)
+    budget: float | None = Field(default=None, gt=0)
+
+
+# -- end of alerts, webhook, retrain --
+
+
+# -- performance over time (issue 8, monperf) --
+class PerformanceSpec(_Model):
+    """``monitoring.performance``: realised and estimated (CBPE) performance per chunk."""
+
+    tolerance: float = Field(default=0.05, ge=0)  # a drop beyond this from training is flagged
+    min_labels: PositiveInt = 30  # fewer labelled rows in a chunk: its realised part is skipped
+    max_ece: float = Field(default=0.05, gt=0, lt=1)  # CBPE only when test ECE is at most this
+    estimate: bool = True  # CBPE for calibrated binary classifiers
+    interval: float = Field(default=0.95, gt=0, lt=1)  # the estimate's interval level
+
+
+# -- end of performance over time --
 
 
 class MonitoringSpec(_Model):
@@ -247,7 +461,14 @@ class MonitoringSpec(_Model):
     missing_rate_jump: float = Field(default=0.05, gt=0, le=1)
     out_of_range_share: float = Field(default=0.01, gt=0, le=1)
     min_chunk_rows: PositiveInt = 30
-    chunk: Literal["day", "week"] | None = None  # chunk the current data by its time
+    # chunk the current data by its time, or (prediction log) every N rows
+    chunk: Literal["day", "week"] | PositiveInt | None = None
+    # -- alerts (issue 8): rules by name, the webhook, the retrain loop --
+    rules: dict[Name, AlertRule] = {}
+    webhook: WebhookSpec | None = None
+    retrain: RetrainSpec = RetrainSpec()
+    # -- performance over time (monperf) --
+    performance: PerformanceSpec = PerformanceSpec()
 
 
 # -- end monitoring ------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ job_runs = Table(
     UniqueConstraint("job", "due_at", name="uq_job_runs_job_due_at"),
 )
 
-# -- experiments served, alerts, retraining (0004) --------------------------------------------------
+# -- experiments served, alerts, retraining (0004) ------------------------------------------------
 
 exposures = Table(
     "exposures",
@@ -242,6 +242,9 @@ alerts = Table(
     Column("webhook_attempts", Integer, nullable=False, server_default="0"),
     Column("delivered_at", DateTime),
     Index("ix_alerts_problem_created", "problem", "created_at"),
+    # the rule's direction, window and the values it looked at; the last delivery error
+    Column("details", JSON),
+    Column("webhook_error", Text),
 )
 
 retrain_decisions = Table(
@@ -256,4 +259,11 @@ retrain_decisions = Table(
     Column("promoted", Integer, nullable=False),
     Column("result", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    # what triggered it, and the comparison: metric, both scores, the margin, why
+    Column("monitor_run_id", Integer, ForeignKey("monitor_runs.id")),
+    Column("metric", String(64)),
+    Column("champion_score", Float),
+    Column("challenger_score", Float),
+    Column("margin", Float),
+    Column("reason", Text),
 )
