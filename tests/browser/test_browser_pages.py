@@ -43,7 +43,7 @@ CONTENT_TEXT = """
 # Generous: the 1 s target is a benchmark (timings go to navigation-timings.json), not a test.
 # A warm load (plotly.min.js in the HTTP cache, as for every page after a visitor's first) must
 # reach its load event within 5 s. The cold load (a fresh browser context downloads and compiles
-# the 4.6 MB plotly.min.js) and the drawing of all charts (one per task, after the load event)
+# the 1.5 MB plotly.min.js) and the drawing of all charts (one per task, after the load event)
 # only within 20 s: on a loaded 2-core machine they mostly measure the load.
 MAX_LOAD_MS = 5_000
 MAX_SLOW_MS = 20_000

@@ -326,6 +326,8 @@ def test_pages_need_no_token_from_loopback_but_refuse_other_clients(full_demo) -
 
 
 def test_static_assets_are_served_from_the_package_and_cached(full_app) -> None:
+    import re
+
     import plotly.offline
 
     js, css, script, icon, missing = get(
@@ -337,7 +339,10 @@ def test_static_assets_are_served_from_the_package_and_cached(full_app) -> None:
         "/static/nothing.js",
     )
     assert js.status_code == 200 and "immutable" in js.headers["cache-control"]
-    assert js.text == plotly.offline.get_plotlyjs()
+    assert js.text.startswith("/**\n* plotly.js (cartesian - minified) v")
+    # the vendored bundle is the plotly.js version the plotly package's figures are made for
+    bundled = re.search(r"plotly\.js v([0-9.]+)", plotly.offline.get_plotlyjs()[:200]).group(1)
+    assert f"(cartesian - minified) v{bundled}\n" in js.text[:200]
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert "data-figure" in script.text and "Authorization" in script.text
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
