@@ -9,21 +9,18 @@ thread writes them in batches; :meth:`ExposureWriter.close` writes what is left.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from ..store import Store
+from ..store._background import BackgroundWriter, WriterMetrics
 from ..store.tables import exposures
 
 log = logging.getLogger("cycleml.serve")
-
-_STOP = object()
 
 
 def _insert_ignore(store: Store):
@@ -51,7 +48,8 @@ def record_exposures(store: Store, rows: list[dict]) -> int:
 def read_exposures(store: Store, experiment: str) -> pa.Table:
     """The exposures of ``experiment`` as Arrow: unit, variant, first_exposed_at (a timestamp,
     or its text on SQLite). Read through ADBC (columnar, fast at millions of rows), else
-    through SQLAlchemy."""
+    through SQLAlchemy. On SQLite the rows come in rowid order (the order the exposures cache
+    keeps, so both give the analysis the same input)."""
     try:
         return _read_adbc(store, experiment)
     except Exception:  # noqa: BLE001 - no ADBC driver, or a URL it does not take: the slow path
@@ -66,10 +64,10 @@ def _read_adbc(store: Store, experiment: str) -> pa.Table:
     try:
         cur = conn.cursor()
         try:
-            cur.execute(
-                "SELECT unit, variant, first_exposed_at FROM exposures "
-                f"WHERE experiment = {sql_literal(experiment)}"
-            )
+            where = f"experiment = {sql_literal(experiment)}"
+            if store.dialect == "sqlite":  # a scan in rowid order (faster than the index)
+                where = f"+{where} ORDER BY rowid"
+            cur.execute(f"SELECT unit, variant, first_exposed_at FROM exposures WHERE {where}")
             return cur.fetch_arrow_table()
         finally:
             cur.close()
@@ -84,6 +82,8 @@ def _read_sqlalchemy(store: Store, experiment: str) -> pa.Table:
     query = sa.select(exposures.c.unit, exposures.c.variant, exposures.c.first_exposed_at).where(
         exposures.c.experiment == experiment
     )
+    if store.dialect == "sqlite":
+        query = query.order_by(sa.literal_column("rowid"))
     with store.connect() as conn:
         rows = conn.execute(query).all()
     return pa.table(
@@ -91,13 +91,15 @@ def _read_sqlalchemy(store: Store, experiment: str) -> pa.Table:
     )
 
 
-class ExposureWriter:
+class ExposureWriter(BackgroundWriter):
     """Batched background writes of exposures; :meth:`put` never blocks nor touches the store.
 
-    ``seen`` remembers up to ``max_seen`` (experiment, unit) pairs already handed over so a
-    returning unit costs one set lookup; past that the set is cleared (the store still keeps
-    only the first row). Rows the store cannot take are kept (up to ``max_pending``) and
-    retried."""
+    The queue, thread, batching, retries and row-by-row fallback are
+    :class:`~cycleml.store._background.BackgroundWriter`'s; this class adds the insert-or-ignore
+    and ``seen``: up to ``max_seen`` (experiment, unit) pairs already handed over, so a
+    returning unit costs one set lookup (past that the set is cleared; the store still keeps
+    only the first row). ``counters`` (the app's ``Metrics.exposure_writer``) gets the
+    ``cycleml_exposure*`` metrics."""
 
     def __init__(
         self,
@@ -107,24 +109,21 @@ class ExposureWriter:
         batch_size: int = 1000,
         max_seen: int = 1_000_000,
         max_pending: int = 100_000,
+        counters: WriterMetrics | None = None,
     ) -> None:
-        self.store = store
-        self.interval = interval
-        self.batch_size = batch_size
+        super().__init__(
+            store,
+            name="exposures",
+            interval=interval,
+            batch_size=batch_size,
+            max_pending=max_pending,
+            counters=counters,
+        )
         self.max_seen = max_seen
-        self.max_pending = max_pending
         self.seen: set[tuple[str, str]] = set()
-        self.written = 0
-        self.dropped = 0
-        self.last_error: str | None = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending: list[dict] = []
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
+        self._insert = _insert_ignore(store)
 
-    def put(
+    def put(  # type: ignore[override]  # one exposure, not a list of rows
         self,
         experiment: str,
         unit: str,
@@ -140,9 +139,7 @@ class ExposureWriter:
         if len(self.seen) >= self.max_seen:
             self.seen.clear()
         self.seen.add(key)
-        if self._thread is None:
-            self.start()
-        self._queue.put(
+        self.put_row(
             {
                 "experiment": experiment,
                 "unit": unit,
@@ -152,104 +149,8 @@ class ExposureWriter:
                 "first_exposed_at": when,
             }
         )
-        self._idle.clear()  # after the put: the writer sets it again once the row is written
         return True
 
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="cycleml-exposures", daemon=True
-                )
-                self._thread.start()
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every exposure handed over so far is written (True) or ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.empty() and not self._pending and self._idle.is_set():
-                return True
-            time.sleep(0.005)
-        return False
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Write everything handed over, then stop the thread (the app's shutdown)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(_STOP)
-            thread.join(timeout)
-        self._drain()
-        deadline = time.monotonic() + timeout
-        while self._pending and not self._write() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self._idle.set()
-
-    def status(self) -> dict:
-        return {
-            "pending": len(self._pending) + self._queue.qsize(),
-            "written": self.written,
-            "dropped": self.dropped,
-            "error": self.last_error,
-        }
-
-    # -- writer thread -------------------------------------------------------------------------
-
-    def _drain(self) -> bool:
-        stop = False
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                stop = True
-            else:
-                self._pending.append(item)
-        over = len(self._pending) - self.max_pending
-        if over > 0:
-            del self._pending[:over]
-            self.dropped += over
-            log.error("exposures: dropped %d rows (store down, buffer full)", over)
-        return stop
-
-    def _write(self) -> bool:
-        while self._pending:
-            batch = self._pending[: self.batch_size]
-            try:
-                record_exposures(self.store, batch)
-            except Exception as exc:  # noqa: BLE001 - keep the rows and retry later
-                first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-                if self.last_error is None:
-                    log.error("exposures: cannot write to the store: %s", first)
-                self.last_error = f"{type(exc).__name__}: {first}"
-                return False
-            del self._pending[: len(batch)]
-            self.written += len(batch)
-            self.last_error = None
-        return True
-
-    def _run(self) -> None:
-        backoff = self.interval
-        while True:
-            try:
-                item = self._queue.get(timeout=self.interval)
-            except queue.Empty:
-                item = None
-            stop = item is _STOP
-            if item is not None and not stop:
-                self._pending.append(item)
-            stop = self._drain() or stop
-            if self._pending and not stop and len(self._pending) < self.batch_size:
-                time.sleep(self.interval)  # gather a burst into one transaction
-                stop = self._drain() or stop
-            ok = self._write()
-            if stop:
-                return
-            if not ok:
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            backoff = self.interval
-            if not self._pending and self._queue.empty():
-                self._idle.set()
+    def write(self, conn: Connection, batch: list[dict]) -> None:
+        """Insert or ignore: a (experiment, unit) already stored keeps its first row."""
+        conn.execute(self._insert, batch)

@@ -206,16 +206,17 @@ def create_app(
                 ok = False
             if problem in state.cache.errors:
                 checks[f"reload:{problem}"] = state.cache.errors[problem]
-        log = state.logger.status()
-        checks["prediction_log"] = "ok" if log["error"] is None else log["error"]
-        if log["error"] is not None:
-            ok = False
-        body = {"ready": ok, "checks": checks, "prediction_log": log}
+        writers = {"prediction_log": state.logger.status(), "exposures": state.exposures.status()}
+        for key, writer in writers.items():  # the background writers: ok, or their last error
+            checks[key] = "ok" if writer["error"] is None else writer["error"]
+            ok = ok and writer["error"] is None
+        body = {"ready": ok, "checks": checks, **writers}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
     def metrics_text():
         metrics.log_queue.set(state.logger.depth)
+        metrics.exposure_queue.set(state.exposures.depth)
         text, content_type = metrics.render()
         return Response(text, media_type=content_type)
 

@@ -20,7 +20,6 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from ..errors import InvalidRecordsError, NotFoundError, RequestError
-from ..experiments._exposures import ExposureWriter
 from ..experiments._served import is_active, missing_version, served_experiment, variant_of
 from ..store import utcnow
 from ._online import LoadedModel, entity_features, score_frame
@@ -40,7 +39,7 @@ class ExperimentService:
 
     def __init__(self, state: ServingState) -> None:
         self.state = state
-        self.exposures = ExposureWriter(state.store)
+        self.exposures = state.exposures  # the state's writer: in /readyz and /metrics
 
     def experiment(self, name: str, problem: str | None = None) -> ExperimentSpec:
         exp = served_experiment(self.state.project.spec, name)

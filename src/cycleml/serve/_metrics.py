@@ -18,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from ..store._background import WriterMetrics
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (
     0.0005,
@@ -87,8 +89,36 @@ class Metrics:
         )
         self.log_dropped = Counter(
             "cycleml_log_rows_dropped",
-            "Prediction-log rows dropped because the store was down and the buffer was full",
+            "Prediction-log rows dropped: the store down and the buffer full, or a row it refused",
             registry=r,
+        )
+        self.log_writer = WriterMetrics(
+            self.log_queue, self.log_written, self.log_failures, self.log_dropped
+        )
+        self.exposure_queue = Gauge(
+            "cycleml_exposure_queue_depth",
+            "Experiment exposures waiting to be written",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.exposures_written = Counter(
+            "cycleml_exposures_written",
+            "Experiment exposures written to the store (a unit already stored keeps its row)",
+            registry=r,
+        )
+        self.exposure_failures = Counter(
+            "cycleml_exposure_write_failures", "Failed exposure batch writes", registry=r
+        )
+        self.exposures_dropped = Counter(
+            "cycleml_exposures_dropped",
+            "Exposures dropped: the store was down and the buffer full, or it refused the row",
+            registry=r,
+        )
+        self.exposure_writer = WriterMetrics(
+            self.exposure_queue,
+            self.exposures_written,
+            self.exposure_failures,
+            self.exposures_dropped,
         )
 
     def render(self) -> tuple[bytes, str]:

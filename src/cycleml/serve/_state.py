@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError
+from ..experiments._exposures import ExposureWriter
 from ._limits import Limits
 from ._logger import PredictionLogger
 from ._metrics import Metrics
@@ -33,6 +34,7 @@ class ServingState:
     - ``cache``: the production model per problem (:class:`ModelCache`), refreshed off the
       request path every ``refresh_seconds`` while the app runs.
     - ``logger``: the batched prediction-log writer (``logger.put(rows)`` never blocks).
+    - ``exposures``: the batched writer of served experiments' exposures (same mechanics).
     - ``metrics``: the Prometheus metrics (:class:`cycleml.serve._metrics.Metrics`).
     - ``limits``: items per request and body bytes (:class:`Limits`).
     - ``online``: the online-store reader (:class:`OnlineReader`: entity predictions are one
@@ -50,6 +52,7 @@ class ServingState:
         self.limits = limits or Limits.from_env()
         self.metrics = Metrics()
         self.logger = PredictionLogger(self.store, self.metrics)
+        self.exposures = ExposureWriter(self.store, counters=self.metrics.exposure_writer)
         self.cache = ModelCache(project.registry, refresh_seconds, on_load=self._on_load)
         self.online = OnlineReader(self.store)
         self.refresh_seconds = refresh_seconds
@@ -217,13 +220,15 @@ class ServingState:
                 self.metrics.model_reload_errors.labels(problem).inc()
 
     def stop(self) -> None:
-        """Stop the refresher, write every pending prediction-log row, close DuckDB."""
+        """Stop the refresher, write every pending prediction-log row and exposure, close
+        DuckDB."""
         self._stop.set()
         if self._refresher is not None:
             self._refresher.join(10)
             self._refresher = None
         self.cache.background = False
         self.logger.close()
+        self.exposures.close()
         self.online.close()
         if self._switch_interval is not None:
             sys.setswitchinterval(self._switch_interval)
@@ -237,7 +242,11 @@ class ServingState:
             self._featuresets.clear()
 
     def status(self) -> dict:
-        return {"log": self.logger.status(), "reload_errors": dict(self.cache.errors)}
+        return {
+            "log": self.logger.status(),
+            "exposures": self.exposures.status(),
+            "reload_errors": dict(self.cache.errors),
+        }
 
     def now(self) -> float:
         return time.perf_counter()
