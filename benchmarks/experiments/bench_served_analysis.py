@@ -2,8 +2,12 @@
 Parquet file, against an anchor that reads both into pandas and does the same join and
 group-bys (no statistics).
 
+Timed: the first analysis (cold: the exposures cache in .cycleml/cache/exposures/ is built),
+the second (warm: 1% new exposures were added to the store since, the cache appends them), and
+the same analysis reading the store directly (``cache=False``).
+
 Usage: python benchmarks/experiments/bench_served_analysis.py [--units N] [--events-per-unit K]
-       [--no-anchor]
+       [--no-anchor] [--no-direct]
 The data is written once under benchmarks/data/experiments_served/ (DuckDB and sqlite3)."""
 
 from __future__ import annotations
@@ -105,6 +109,34 @@ def make_project(root: Path, events: Path, exposures: Path) -> Project:
     return project
 
 
+def add_exposures(project: Project, n: int) -> None:
+    """``n`` new units exposed after the first analysis (new rowids, as the server would)."""
+    database = project.path / ".cycleml" / "store.db"
+    rows = [
+        ("ranker", f"new{i}", "control" if i % 2 else "treatment", "2026-06-04 00:00:00.000000")
+        for i in range(n)
+    ]
+    with sqlite3.connect(database) as conn:
+        conn.executemany(
+            "INSERT INTO exposures (experiment, unit, variant, first_exposed_at) "
+            "VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+
+def timed(project: Project, label: str, events: int, *, cache: bool = True) -> float:
+    started, cpu = time.perf_counter(), time.process_time()
+    result = project.analyze_experiment("ranker", cache=cache)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    units = sum(v["units"] for v in result["variants"])
+    print(
+        f"cycleml {label}: {units:,} exposed units, {events:,} events: {wall:.2f} s wall, "
+        f"{cpu:.2f} s CPU (load average {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
+    return wall
+
+
 def anchor(project: Project, events: Path) -> float:
     """Read exposures and events into pandas; join and group per unit, then per variant."""
     import pandas as pd
@@ -135,24 +167,25 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=1_000_000)
     parser.add_argument("--events-per-unit", type=int, default=5)
     parser.add_argument("--no-anchor", action="store_true")
+    parser.add_argument("--no-direct", action="store_true", help="skip the cache=False run")
     args = parser.parse_args()
     folder = ROOT / "data" / "experiments_served" / f"{args.units}x{args.events_per_unit}"
     events, exposures = make_data(folder, args.units, args.events_per_unit)
     tmp = Path(tempfile.mkdtemp())
     try:
         project = make_project(tmp / "p", events, exposures)
+        n_events = args.units * args.events_per_unit
         print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
-        started, cpu = time.perf_counter(), time.process_time()
-        result = project.analyze_experiment("ranker")
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-        units = sum(v["units"] for v in result["variants"])
-        print(
-            f"cycleml: {units:,} exposed units, {args.units * args.events_per_unit:,} events: "
-            f"{wall:.2f} s wall, {cpu:.2f} s CPU; decision: {result['decision']}"
-        )
+        timed(project, "cold (cache built)", n_events)
+        add_exposures(project, max(1, args.units // 100))
+        wall = timed(project, "warm (+1% new exposures)", n_events)
+        if not args.no_direct:
+            timed(project, "store read directly (cache=False)", n_events, cache=False)
         if not args.no_anchor:
             seconds = anchor(project, events)
-            print(f"pandas anchor: {seconds:.2f} s wall; anchor / cycleml {seconds / wall:.2f}x")
+            print(
+                f"pandas anchor: {seconds:.2f} s wall; anchor / cycleml warm {seconds / wall:.2f}x"
+            )
         project.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -574,8 +574,10 @@ class Project:
 
     # -- experiment ----------------------------------------------------------------------------
 
-    def analyze_experiment(self, name: str) -> dict:
-        """Analyse experiment ``name`` (see docs/experiments.md) and store the result."""
+    def analyze_experiment(self, name: str, *, cache: bool = True) -> dict:
+        """Analyse experiment ``name`` (see docs/experiments.md) and store the result.
+        ``cache=False`` reads a served experiment's exposures from the store, not through the
+        exposures cache in ``.cycleml/cache/exposures/`` (the results are the same)."""
         if name not in self.spec.experiments:
             raise NotFoundError(
                 f"unknown experiment {name!r}",
@@ -583,12 +585,14 @@ class Project:
             )
         exp = self.spec.experiments[name]
         if exp.served:  # exposures (store) joined with the events source
-            from .experiments._exposures import read_exposures
+            from .experiments._exposure_cache import exposures_for_analysis
             from .experiments._served import check_models, served_stats
 
             check_models(self.registry, exp, name, production=False)
-            exposed = read_exposures(self.store, name)
-            with self.open_sources() as sources:
+            with (
+                exposures_for_analysis(self.store, name, self.state_dir, cache=cache) as exposed,
+                self.open_sources() as sources,
+            ):
                 groups = served_stats(sources, exp, name, exposed)
         else:
             with self.open_sources() as sources:

@@ -35,12 +35,21 @@ def experiment_analyze(
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write an HTML report to this path.")
     ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Read a served experiment's exposures from the store, not the exposures cache.",
+        ),
+    ] = False,
 ) -> None:
     """Analyse an experiment: per-variant values, lift with confidence intervals, SRM, decision."""
     from ..experiments import write_experiment_report
 
     with out.status(f"analysing {name}"):
-        result = _project(project or _default_project()).analyze_experiment(name)
+        result = _project(project or _default_project()).analyze_experiment(
+            name, cache=not no_cache
+        )
     if html is not None:
         write_experiment_report(html, result)
     if as_json:
@@ -83,9 +92,17 @@ def experiment_analyze(
     for v in result["variants"]:
         for metric, m in v["metrics"].items():
             if m.get("cuped"):
+                plain = m["cuped"].get("unadjusted") or {}
+                unadjusted = (
+                    f"; unadjusted lift {_pct(plain.get('relative_lift'))}, "
+                    f"p {_short(plain.get('p_value'))}"
+                    if plain
+                    else ""
+                )
                 out.print(
                     f"CUPED {v['variant']} {metric}: variance reduced by "
                     f"{m['cuped']['variance_reduction']:.1%} (theta {m['cuped']['theta']:.4g})"
+                    f"{unadjusted}"
                 )
     for v in result["variants"]:  # served experiments (issue 7)
         if "exposures" in v:

@@ -12,7 +12,7 @@ from ._analysis import (
 )
 from ._assign import assign, bucket
 from ._exposures import ExposureWriter, read_exposures, record_exposures
-from ._power import plan, power_at
+from ._power import detectable_effect, plan, power_at
 from ._report import write_experiment_report
 from ._sequential import halfwidth, mixture_rho2
 from ._served import check_models, is_active, served_stats, variant_of
@@ -26,6 +26,7 @@ __all__ = [
     "check_models",
     "compare",
     "decide",
+    "detectable_effect",
     "halfwidth",
     "is_active",
     "mixture_rho2",

@@ -17,10 +17,14 @@ from ..data import SourceSet, quote
 from ..errors import DataError
 from ..spec import ExperimentSpec
 from . import _stats
+from ._power import detectable_effect
 from ._sequential import halfwidth
+from ._served import cuped_metrics
 
 SRM_ALPHA = 0.001
 DECISION_POWER = 0.8
+# more units needed than this many times the units so far: the lift is too small to chase
+TOO_SMALL_FACTOR = 100
 
 
 def _metric_sql(spec: ExperimentSpec) -> tuple[list[str], list[str]]:
@@ -162,6 +166,7 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
         )
     control = groups[spec.control]
     variants, notes = [], []
+    adjusted = cuped_metrics(spec)
     for variant, g in groups.items():
         entry = {
             "variant": variant,
@@ -193,10 +198,17 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
                         g,
                         metric_name,
                         spec.alpha,
-                        cuped=bool(metric.covariate),
+                        cuped=bool(metric.covariate) or metric_name in adjusted,
                         tuning=spec.sequential_tuning,
                     )
                 )
+                _add_mde(spec, entry["metrics"][metric_name])
+                got = entry["metrics"][metric_name]
+                if metric_name in adjusted and got.get("p_value") is not None and not got["cuped"]:
+                    notes.append(
+                        f"{variant}: {metric_name} is not CUPED-adjusted: a variant has no "
+                        f"{metric.denominator} events in the pre-period"
+                    )
         variants.append(entry)
     for entry in variants:
         if spec.guardrails and not entry["control"]:
@@ -211,10 +223,35 @@ def analyze(spec: ExperimentSpec, name: str, groups: dict[str, dict]) -> dict:
         "sequential_tuning": spec.sequential_tuning,
         "rows": spec.rows,
         "guardrails": list(spec.guardrails),
+        "cuped": (
+            {"days": spec.cuped.days, "metrics": adjusted} if spec.cuped is not None else None
+        ),
         "variants": variants,
         "srm": srm,
         "notes": notes,
         "decision": decide(spec, variants, srm, primary),
+    }
+
+
+def _add_mde(spec: ExperimentSpec, m: dict) -> None:
+    """The minimum detectable effect at the current units, for the interval the decision reads
+    (``mde``: absolute, relative to the control, and the power)."""
+    if m.get("se") is None or not m.get("units_total"):
+        m["mde"] = None
+        return
+    absolute = detectable_effect(
+        m["se"],
+        m["units_total"],
+        spec.alpha,
+        DECISION_POWER,
+        sequential=spec.sequential,
+        tuning=spec.sequential_tuning,
+    )
+    base = m.get("control_value")
+    m["mde"] = {
+        "absolute": absolute,
+        "relative": absolute / abs(base) if base else None,
+        "power": DECISION_POWER,
     }
 
 
@@ -296,9 +333,20 @@ def compare(
                 return _too_few(n0, n1, x0, x1, "a variant's denominator sums to 0")
             arms.append(_stats.ratio_moments(n, mean_x, mean_y, var_x, var_y, cov))
         (m0, r0), (m1, r1) = arms
+        test = "delta method z-test (ratio, unit as cluster)"
+        adjusted = _ratio_cuped(control, treat, metric) if cuped else None
+        if adjusted is not None:
+            theta, ((m0, r0), (m1, r1)) = adjusted
+            test += " with CUPED"
+            plain = compare(kind, control, treat, metric, alpha, tuning=tuning)
+            means = [
+                float(g[f"{metric}__c_sum"] or 0.0) / float(g[f"{metric}__d_sum"])
+                for g in (control, treat)
+            ]
+            before = (plain.get("se") or 0.0) ** 2
+            cuped_info = _cuped_info(theta, r0 / n0 + r1 / n1, before, plain, means)
         se0, se1 = math.sqrt(r0 / n0), math.sqrt(r1 / n1)
         res = _stats.z_test(m1 - m0, math.hypot(se0, se1), alpha)
-        test = "delta method z-test (ratio, unit as cluster)"
     elif cuped:
         moments = []
         for g, n in ((control, n0), (treat, n1)):
@@ -317,12 +365,10 @@ def compare(
             res = _stats.welch(n0, m0, a0, n1, m1, a1, alpha)
             test = "Welch's t-test with CUPED"
         se0, se1 = math.sqrt(a0 / n0), math.sqrt(a1 / n1)
+        plain = compare(kind, control, treat, metric, alpha, tuning=tuning)
+        means = [moments[0][0], moments[1][0]]
         before = v0 / n0 + v1 / n1
-        cuped_info = {
-            "theta": theta,
-            "variance_reduction": 1 - (a0 / n0 + a1 / n1) / before if before > 0 else 0.0,
-            "unadjusted_lift": x1 - x0,
-        }
+        cuped_info = _cuped_info(theta, a0 / n0 + a1 / n1, before, plain, means)
     elif kind == "proportion":
         m0, m1 = x0, x1
         res = _stats.two_proportion(n0, m0, n1, m1, alpha)
@@ -362,7 +408,73 @@ def compare(
         "sequential": sequential,
         "cuped": cuped_info,
         "units_total": n0 + n1,
+        "control_value": m0,
     }
+
+
+_UNADJUSTED = (
+    "test",
+    "statistic",
+    "p_value",
+    "absolute_lift",
+    "se",
+    "ci_low",
+    "ci_high",
+    "relative_lift",
+    "relative_ci_low",
+    "relative_ci_high",
+    "significant",
+)
+
+
+def _cuped_info(
+    theta: float, adjusted_var: float, before: float, plain: dict, covariate_means: list
+) -> dict:
+    """What the result says about CUPED: theta, the variance reduction of the lift
+    (``adjusted_var`` against ``before``), the covariate's mean per arm and the unadjusted
+    comparison ``plain``."""
+    return {
+        "theta": theta,
+        "variance_reduction": 1 - adjusted_var / before if before > 0 else 0.0,
+        "unadjusted_lift": plain.get("absolute_lift"),
+        "covariate_means": {"control": covariate_means[0], "variant": covariate_means[1]},
+        "unadjusted": {key: plain.get(key) for key in _UNADJUSTED},
+    }
+
+
+def _ratio_cuped(control: dict, treat: dict, metric: str):
+    """``_stats.ratio_cuped`` from two arms' sufficient statistics (None without the pre-period
+    columns or without pre-period denominators)."""
+    if f"{metric}__d_sum" not in control:
+        return None
+    arms = []
+    for g in (control, treat):
+        n = int(g[f"{metric}__n"])
+
+        def get(key: str, g: dict = g) -> float:
+            value = g.get(f"{metric}__{key}")
+            return 0.0 if value is None else float(value)
+
+        arms.append(
+            {
+                "n": n,
+                "x": get("sum") / n,
+                "y": get("den_sum") / n,
+                "c": get("c_sum") / n,
+                "d": get("d_sum") / n,
+                "var_x": get("var"),
+                "var_y": get("den_var"),
+                "var_c": get("c_var"),
+                "var_d": get("d_var"),
+                "cov_xy": get("xy_cov"),
+                "cov_xc": get("xc_cov"),
+                "cov_xd": get("xd_cov"),
+                "cov_yc": get("yc_cov"),
+                "cov_yd": get("yd_cov"),
+                "cov_cd": get("cd_cov"),
+            }
+        )
+    return _stats.ratio_cuped(arms)
 
 
 def sample_ratio_check(spec: ExperimentSpec, groups: dict[str, dict]) -> dict:
@@ -434,6 +546,24 @@ def decide(spec: ExperimentSpec, variants: list[dict], srm: dict, primary: str) 
             )
         return f"{best['variant']} wins: {said}"
     needed = more_units_needed(m, spec.alpha, spec.sequential, spec.sequential_tuning)
+    n_now, mde = m.get("units_total"), m.get("mde")
+    if mde and n_now and (needed is None or needed > TOO_SMALL_FACTOR * n_now):
+        observed = (
+            f"{m['relative_lift']:+.2%}"
+            if m.get("relative_lift") is not None
+            else f"{m['absolute_lift']:+.3g}"
+        )
+        smallest = (
+            f"{mde['relative']:.2%} relative ({mde['absolute']:.3g} absolute)"
+            if mde.get("relative") is not None
+            else f"{mde['absolute']:.3g} (absolute)"
+        )
+        return (
+            f"no detectable difference in {primary}: the observed difference ({observed}) is too "
+            f"small to matter at this traffic (detecting it would take over "
+            f"{TOO_SMALL_FACTOR} times the {n_now:,} units so far); the minimum detectable "
+            f"effect at {n_now:,} units is {smallest} with {DECISION_POWER:.0%} power"
+        )
     more = (
         f"; about {needed:,} more units needed (all variants) to detect the observed "
         f"lift with {DECISION_POWER:.0%} power"

@@ -3,7 +3,8 @@
 Proportions: the z-test with each arm's own variance ``p (1 - p)``. Means: Welch's t with a
 common standard deviation, as ``statsmodels``' ``TTestIndPower`` (noncentral t). Both count the
 far tail, as statsmodels does. The plan is for a fixed horizon: reading the always-valid interval
-(``sequential: true``) needs more units for the same power."""
+(``sequential: true``) needs more units for the same power. ``detectable_effect`` gives the MDE of
+a running comparison from its standard error (the analysis's decision uses it)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from scipy import optimize, stats
 
 from ..errors import RequestError
+from ._sequential import halfwidth
 
 
 def _power_z(diff: float, se: float, alpha: float) -> float:
@@ -145,3 +147,23 @@ def plan(
         mde_relative=diff / baseline if baseline else None,
     )
     return result
+
+
+def detectable_effect(
+    se: float,
+    n_total: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    *,
+    sequential: bool = False,
+    tuning: float = 5000.0,
+) -> float:
+    """The minimum detectable effect (absolute) of a running comparison whose estimate has
+    standard error ``se`` after ``n_total`` units: the effect at which the interval read (the
+    fixed-horizon ``z_(1-alpha/2) se``, or the always-valid half-width) is
+    ``effect * z_(1-alpha/2) / (z_(1-alpha/2) + z_power)``. Fixed horizon, that is the normal
+    approximation ``(z_(1-alpha/2) + z_power) se`` of ``plan(units=...)``'s MDE."""
+    z_crit = float(stats.norm.isf(alpha / 2))
+    z_power = float(stats.norm.ppf(power))
+    width = halfwidth(se, n_total, alpha, tuning) if sequential else z_crit * se
+    return float(width * (z_crit + z_power) / z_crit)

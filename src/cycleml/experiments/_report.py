@@ -112,6 +112,61 @@ def _served_parts(result: dict) -> list[str]:
     return parts
 
 
+def _cuped_parts(result: dict) -> list[str]:
+    """The CUPED-adjusted and unadjusted figures of every adjusted comparison, side by side."""
+    rows = []
+    for v in result["variants"]:
+        for metric, m in v["metrics"].items():
+            info = m.get("cuped")
+            if v["control"] or not info:
+                continue
+            plain = info.get("unadjusted") or {}
+            rows.append(
+                [
+                    html.escape(v["variant"]),
+                    html.escape(metric),
+                    _fmt(m.get("absolute_lift")),
+                    f"{_fmt(m.get('ci_low'))} to {_fmt(m.get('ci_high'))}",
+                    _fmt(m.get("p_value")),
+                    _fmt(info.get("unadjusted_lift")),
+                    f"{_fmt(plain.get('ci_low'))} to {_fmt(plain.get('ci_high'))}",
+                    _fmt(plain.get("p_value")),
+                    _fmt(info.get("theta")),
+                    _fmt(info.get("variance_reduction"), pct=True),
+                ]
+            )
+    if not rows:
+        return []
+    served = result.get("cuped")
+    covariate = (
+        f"each metric's own value over the {served['days']:g} days before each unit's first "
+        "exposure"
+        if served
+        else "the metric's `covariate` column (a pre-period value)"
+    )
+    confidence = f"{(1 - result['alpha']) * 100:g}%"
+    return [
+        "<h2>CUPED</h2>",
+        f"<p>Covariate: {html.escape(covariate)}. Adjusted and unadjusted absolute lifts with "
+        f"their fixed-horizon {confidence} intervals.</p>",
+        _table(
+            [
+                "variant",
+                "metric",
+                "adjusted lift",
+                f"adjusted {confidence} CI",
+                "adjusted p-value",
+                "unadjusted lift",
+                f"unadjusted {confidence} CI",
+                "unadjusted p-value",
+                "theta",
+                "variance reduction",
+            ],
+            rows,
+        ),
+    ]
+
+
 def write_experiment_report(path: str | Path, result: dict) -> Path:
     """Write ``result`` (``Project.analyze_experiment``'s dict) as a self-contained HTML page."""
     path = Path(path)
@@ -175,6 +230,7 @@ def write_experiment_report(path: str | Path, result: dict) -> Path:
         f"{'MISMATCH (p < 0.001)' if srm['mismatch'] else 'no mismatch'}"
         f"{'; ' + html.escape(srm['note']) if srm.get('note') else ''}</p>",
         *_served_parts(result),
+        *_cuped_parts(result),
         "<h2>Lift chart</h2>",
         _lift_figure(result).to_html(full_html=False, include_plotlyjs=True),
     ]

@@ -103,6 +103,39 @@ def cuped_adjust(mean_x, var_x, mean_c, var_c, cov_xc, theta, mean_c_all) -> tup
     return mean, max(var, 0.0)
 
 
+def ratio_cuped(arms: list[dict]) -> tuple[float, list[tuple[float, float]]] | None:
+    """CUPED for a ratio metric with the delta method (as GrowthBook and Statsig): per unit the
+    numerator ``x`` and denominator ``y`` after the exposure, ``c`` and ``d`` before it. Each arm
+    is linearised, ``u = (x - R y) / mean(y)`` and ``v = (c - P d) / mean(d)`` (``R``, ``P`` the
+    arm's post and pre ratios); ``theta = sum(Cov(u, v) / n) / sum(Var(v) / n)`` over the arms
+    (the variance of the difference is smallest there); an arm's adjusted ratio is
+    ``R - theta (P - P_all)`` (``P_all`` pooled) with per-unit variance
+    ``Var(u) + theta^2 Var(v) - 2 theta Cov(u, v)``. Each arm holds ``n``, the means ``x y c d``
+    and ``var_x var_y var_c var_d cov_xy cov_xc cov_xd cov_yc cov_yd cov_cd``. Returns theta and
+    per arm ``(adjusted ratio, per-unit variance)``, or None when an arm has no pre-period
+    denominator (nothing to adjust with)."""
+    if any(a["d"] <= 0 or a["y"] <= 0 for a in arms):
+        return None
+    lin = []
+    for a in arms:
+        r, p = a["x"] / a["y"], a["c"] / a["d"]
+        var_u = (a["var_x"] - 2 * r * a["cov_xy"] + r * r * a["var_y"]) / a["y"] ** 2
+        var_v = (a["var_c"] - 2 * p * a["cov_cd"] + p * p * a["var_d"]) / a["d"] ** 2
+        cov_uv = (a["cov_xc"] - p * a["cov_xd"] - r * a["cov_yc"] + r * p * a["cov_yd"]) / (
+            a["y"] * a["d"]
+        )
+        lin.append((r, p, var_u, var_v, cov_uv))
+    den = sum(var_v / a["n"] for a, (_, _, _, var_v, _) in zip(arms, lin, strict=True))
+    num = sum(cov / a["n"] for a, (*_, cov) in zip(arms, lin, strict=True))
+    theta = float(num / den) if den > 0 else 0.0
+    p_all = sum(a["c"] * a["n"] for a in arms) / sum(a["d"] * a["n"] for a in arms)
+    out = []
+    for r, p, var_u, var_v, cov_uv in lin:
+        var = var_u + theta * theta * var_v - 2 * theta * cov_uv
+        out.append((float(r - theta * (p - p_all)), max(float(var), 0.0)))
+    return theta, out
+
+
 def relative(m0, se0, m1, se1, alpha: float) -> dict:
     """Relative lift ``m1 / m0 - 1`` with its delta-method standard error
     ``sqrt(se1^2 / m0^2 + m1^2 se0^2 / m0^4)`` (arms independent) and z interval."""

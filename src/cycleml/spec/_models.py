@@ -171,7 +171,8 @@ class ExperimentMetricSpec(_Model):
     """Over a source: ``column`` per unit; a ratio divides the per-unit sums of ``column`` and
     ``denominator``; ``covariate`` (a pre-period column) turns on CUPED. Served (over events):
     ``event`` (an event type), ``days`` (a window from the unit's first exposure), ``value`` (a
-    column summed instead of counting events) and, for a ratio, ``denominator`` (an event type).
+    column summed instead of counting events) and, for a ratio, ``denominator`` (an event type);
+    ``cuped: false`` leaves the metric out of the experiment's ``cuped``.
     ``higher_is_better: false`` for metrics where a rise is bad (the decision and guardrails read
     it)."""
 
@@ -183,6 +184,7 @@ class ExperimentMetricSpec(_Model):
     value: str | None = None
     days: float | None = Field(default=None, gt=0)
     higher_is_better: bool = True
+    cuped: bool | None = None  # served: None follows the experiment's `cuped`, false opts out
 
     @model_validator(mode="after")
     def _parts(self) -> ExperimentMetricSpec:
@@ -216,6 +218,19 @@ class VariantSpec(_Model):
     model: Literal["baseline", "production"] | PositiveInt = "baseline"
 
 
+class CupedSpec(_Model):
+    """CUPED for a served experiment: each metric's own value over the ``days`` before each
+    unit's first exposure is its covariate (default 14 days, GrowthBook's lookback)."""
+
+    days: float = Field(default=14, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        """``cuped: true`` means 14 days."""
+        return {} if value is True else value
+
+
 class ExperimentSpec(_Model):
     """An experiment analysed over a source (``source:``: units, variants and outcomes are rows,
     one per unit with ``rows: unit`` or events summed per unit with ``rows: event``), or served
@@ -243,6 +258,12 @@ class ExperimentSpec(_Model):
     surface: str | None = None
     events: Name | None = None
     event_column: str = "event_type"
+    cuped: CupedSpec | None = None  # served: a pre-period covariate per metric (default off)
+
+    @field_validator("cuped", mode="before")
+    @classmethod
+    def _cuped_off(cls, value):
+        return None if value is False else value
 
     @field_validator("weights")
     @classmethod
@@ -277,7 +298,7 @@ class ExperimentSpec(_Model):
             raise ValueError("an experiment over a source needs `unit:` and `variant:` columns")
         extra = [
             key
-            for key in ("variants", "start", "end", "salt", "surface", "events")
+            for key in ("variants", "start", "end", "salt", "surface", "events", "cuped")
             if getattr(self, key) is not None
         ]
         if extra:
@@ -286,6 +307,11 @@ class ExperimentSpec(_Model):
                 "(`problem:`), not to one over a `source:`"
             )
         for name, metric in self.metrics.items():
+            if metric.cuped is not None:
+                raise ValueError(
+                    f"metric {name!r}: `cuped:` is for served experiments; over a source, name "
+                    "the pre-period column in `covariate:`"
+                )
             if metric.column is None or metric.served or metric.type == "conversion":
                 raise ValueError(
                     f"metric {name!r}: an experiment over a source takes `column:` metrics of "
