@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from cycleml import Project
-from cycleml.batch import ROW_SCHEMA, TargetError
+from cycleml.batch import ROW_SCHEMA, PredictionRun, TargetError
 from cycleml.batch._targets import PAUSE_ENV
 from cycleml.cli import app
 from cycleml.store.tables import prediction_runs, predictions
@@ -334,13 +334,7 @@ MARKER_WAIT = 180  # seconds: the subprocess loads the project, features and mod
 def _store_partition(root: Path) -> pd.DataFrame:
     project = Project(root)
     try:
-        with project.store.connect() as conn:
-            rows = conn.execute(
-                sa.select(predictions)
-                .where(predictions.c.problem == "churn", predictions.c.as_of == AS_OF)
-                .order_by(predictions.c.entity)
-            ).mappings()
-            return pd.DataFrame(rows.all())
+        return store_rows(project, AS_OF)
     finally:
         project.close()
 
@@ -350,6 +344,14 @@ def _runs(root: Path) -> list[int]:
     try:
         with project.store.connect() as conn:
             return list(conn.execute(sa.select(prediction_runs.c.id)).scalars())
+    finally:
+        project.close()
+
+
+def _batch_in_chunks_of_20(root: Path, to: str | None) -> PredictionRun:
+    project = Project(root)
+    try:
+        return project.predict_batch("churn", as_of=AS_OF, to=to, chunk_rows=20)
     finally:
         project.close()
 
@@ -384,27 +386,14 @@ def _kill_midway(root: Path, to: str | None, marker: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["store", "sqlite", "duckdb", "parquet", "postgres"])
 def test_a_run_killed_midway_leaves_the_previous_partition_and_a_rerun_completes(
-    kind, trained_copy, tmp_path, request
+    kind, trained_copy, tmp_path, target_of
 ):
-    out = tmp_path / "out"
     if kind == "store":
         to, read = None, lambda: _store_partition(trained_copy)
-    elif kind == "sqlite":
-        to, read = f"sqlite:///{out}/p.db#preds", lambda: read_sqlite(out / "p.db", "preds")
-    elif kind == "duckdb":
-        to = f"duckdb:///{out}/p.duckdb#preds"
-        read = lambda: read_duckdb(out / "p.duckdb", "preds")  # noqa: E731
-    elif kind == "parquet":
-        to, read = str(out / "p.parquet"), lambda: read_parquet(out / "p.parquet")
     else:
-        url = request.getfixturevalue("pg_database")
-        to, read = f"{url}#preds", lambda: read_postgres(url, "preds")
+        to, read = target_of(kind)
 
-    project = Project(trained_copy)
-    try:
-        first = project.predict_batch("churn", as_of=AS_OF, to=to, chunk_rows=20)
-    finally:
-        project.close()
+    first = _batch_in_chunks_of_20(trained_copy, to)
     before = read()
     runs = _runs(trained_copy)
     assert len(before) == first.rows > 40  # several chunks: the kill lands mid-partition
@@ -416,14 +405,10 @@ def test_a_run_killed_midway_leaves_the_previous_partition_and_a_rerun_completes
     assert set(after["run_id"]) == {first.id}
     assert _runs(trained_copy) == runs  # the killed run was never recorded
     if kind == "parquet":
-        visible = [p.name for p in (out / "p.parquet").iterdir() if not p.name.startswith(".")]
+        visible = [p.name for p in Path(to).iterdir() if not p.name.startswith(".")]
         assert visible == ["churn-as_of=20260601T000000.parquet"]
 
-    project = Project(trained_copy)
-    try:
-        rerun = project.predict_batch("churn", as_of=AS_OF, to=to, chunk_rows=20)
-    finally:
-        project.close()
+    rerun = _batch_in_chunks_of_20(trained_copy, to)
     again = read()
     assert set(again["run_id"]) == {rerun.id}
     pd.testing.assert_frame_equal(again.drop(columns="run_id"), before.drop(columns="run_id"))
@@ -486,9 +471,9 @@ def test_a_postgres_store_gets_its_rows_by_copy_and_survives_a_killed_run(
     try:
         assert project.store.dialect == "postgresql"
         project.train("churn")
-        first = project.predict_batch("churn", as_of=AS_OF, chunk_rows=20)
     finally:
         project.close()
+    first = _batch_in_chunks_of_20(demo_project, None)
     before = _store_partition(demo_project)
     assert len(before) == first.rows > 40 and set(before["run_id"]) == {first.id}
     runs = _runs(demo_project)
@@ -497,11 +482,7 @@ def test_a_postgres_store_gets_its_rows_by_copy_and_survives_a_killed_run(
     pd.testing.assert_frame_equal(_store_partition(demo_project), before)
     assert _runs(demo_project) == runs
 
-    project = Project(demo_project)
-    try:
-        rerun = project.predict_batch("churn", as_of=AS_OF, chunk_rows=20)
-    finally:
-        project.close()
+    rerun = _batch_in_chunks_of_20(demo_project, None)
     again = _store_partition(demo_project)
     assert set(again["run_id"]) == {rerun.id}
     pd.testing.assert_frame_equal(

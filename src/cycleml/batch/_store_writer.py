@@ -20,7 +20,8 @@ import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
 from ..store.tables import predictions
-from ._targets import ChunkCallback, pause_for_tests, sqlite_time_text
+from ._sql_targets import sqlite_time_text
+from ._target_base import ChunkCallback, pause_for_tests
 
 STAGED = "cycleml_staged"
 _STAGED_TABLE = "rows"
