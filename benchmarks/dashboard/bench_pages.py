@@ -2,8 +2,8 @@
 project with the whole lifecycle done (`cycleml quickstart`), against the 1 s target.
 
 Cold: the first request of each page in a fresh app (imports, first store reads, problem
-suggestions computed once). Warm: the median of the next runs. Browser-side drawing is not
-included (tests/browser records navigation timings).
+suggestions computed once). Warm: the median of the next runs. Browser-side work (Plotly's
+bundle, drawing the charts) is not included: bench_browser.py times the pages in chromium.
 
     python benchmarks/dashboard/bench_pages.py [--project DIR] [--users N] [--runs N]
 """

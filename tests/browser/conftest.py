@@ -109,21 +109,139 @@ CHARTS_DRAWN = """
   .every((el) => el.querySelector('.main-svg') !== null)
 """
 
-# Navigation timing of the current document, in ms from the start of navigation.
+# Navigation timing of the current document, in ms from the start of navigation, with the
+# marks dashboard.js sets: its scripts evaluated (Plotly's bundle included), the charts on the
+# first screen drawn, every chart drawn.
 NAVIGATION = """
 () => {
   const n = performance.getEntriesByType('navigation')[0];
+  const mark = (name) => {
+    const m = performance.getEntriesByName(name, 'mark')[0];
+    return m === undefined ? null : m.startTime;
+  };
+  const plotly = performance.getEntriesByType('resource')
+    .find((r) => new URL(r.name).pathname === '/static/plotly.min.js');
   return {
     ttfb_ms: n.responseStart - n.requestStart,
     response_end_ms: n.responseEnd,
     dom_content_loaded_ms: n.domContentLoadedEventEnd,
     load_ms: n.loadEventEnd,
     transfer_bytes: n.transferSize,
+    plotly_response_end_ms: plotly === undefined ? null : plotly.responseEnd,
+    scripts_ready_ms: mark('cycleml:scripts-ready'),
+    first_screen_drawn_ms: mark('cycleml:first-screen-drawn'),
+    charts_drawn_ms: mark('cycleml:charts-drawn'),
   };
 }
 """
 
+# WCAG 2 contrast of every visible text: HTML elements with their own text, and the SVG text
+# of the charts (titles, axis titles, tick labels, legends). The background is the composite of
+# the non-transparent backgrounds from the element up (white canvas below). Returns the texts
+# below 4.5:1 (3:1 for large text: 24px, or 18.66px bold).
+LOW_CONTRAST = """
+() => {
+  const parse = (c) => {
+    const m = /rgba?\\(([^)]+)\\)/.exec(c || '');
+    if (!m) return null;
+    const p = m[1].split(/[\\s,\\/]+/).filter((x) => x !== '').map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const over = (top, below) => ({
+    r: top.r * top.a + below.r * (1 - top.a),
+    g: top.g * top.a + below.g * (1 - top.a),
+    b: top.b * top.a + below.b * (1 - top.a),
+    a: 1,
+  });
+  const lum = (c) => {
+    const f = (v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const backdrop = (el) => {
+    const layers = [];
+    for (let e = el; e !== null; e = e.parentElement) {
+      if (e instanceof SVGElement) continue;
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c !== null && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let color = { r: 255, g: 255, b: 255, a: 1 };
+    for (let i = layers.length - 1; i >= 0; i--) color = over(layers[i], color);
+    return color;
+  };
+  const ownText = (el) => Array.from(el.childNodes)
+    .some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim() !== '');
+  const svgText = '.gtitle, .g-xtitle text, .g-ytitle text, .xtick text, .ytick text, '
+    + '.legendtext';
+  const candidates = Array.from(document.body.querySelectorAll('*'))
+    .filter((el) => !(el instanceof SVGElement) && ownText(el)
+      && !['SCRIPT', 'STYLE', 'OPTION'].includes(el.tagName))
+    .concat(Array.from(document.querySelectorAll(svgText)));
+  const out = [];
+  for (const el of candidates) {
+    const style = getComputedStyle(el);
+    if (el.getClientRects().length === 0 || style.visibility !== 'visible') continue;
+    if (el.textContent.trim() === '') continue;
+    const svg = el instanceof SVGElement;
+    let fg = parse(svg ? style.fill : style.color);
+    if (fg === null) continue;
+    const bg = backdrop(el);
+    fg = over(fg, bg);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize);
+    const bold = parseInt(style.fontWeight, 10) >= 700;
+    const large = size >= 24 || (size >= 18.66 && bold);
+    const need = large ? 3 : 4.5;
+    if (ratio < need) {
+      out.push({
+        text: el.textContent.trim().slice(0, 60),
+        tag: el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined
+          ? '.' + String(el.className).split(' ').join('.') : ''),
+        ratio: Math.round(ratio * 100) / 100,
+        need: need,
+        color: svg ? style.fill : style.color,
+      });
+    }
+  }
+  return out;
+}
+"""
+
+# Per chart: whether its legend overlaps a title (chart or axis), and the texts (titles, tick
+# labels) that stick out of the chart's box (cut on a narrow screen).
+CHART_LAYOUT = """
+() => Array.from(document.querySelectorAll('div.chart[data-chart]')).map((el) => {
+  const frame = el.getBoundingClientRect();
+  const boxes = (sel) => Array.from(el.querySelectorAll(sel))
+    .map((n) => ({ text: n.textContent, r: n.getBoundingClientRect() }))
+    .filter((b) => b.r.width > 0 && b.r.height > 0);
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1
+    && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const legend = boxes('g.legend');
+  const titles = boxes('.gtitle, .g-xtitle text, .g-ytitle text');
+  const overlaps = [];
+  for (const l of legend) {
+    for (const t of titles) if (hit(l.r, t.r)) overlaps.push(t.text);
+  }
+  const outside = boxes('.gtitle, .g-xtitle text, .g-ytitle text, .xtick text, .ytick text')
+    .filter((b) => b.r.left < frame.left - 1 || b.r.right > frame.right + 1)
+    .map((b) => b.text);
+  return { name: el.dataset.chart, legend: legend.length > 0, overlaps, outside };
+})
+"""
+
 LOADED = "() => performance.getEntriesByType('navigation')[0].loadEventEnd > 0"
+# dashboard.js has drawn every chart (its mark; pages without charts set it at once)
+DRAWN_MARK = "() => performance.getEntriesByName('cycleml:charts-drawn', 'mark').length > 0"
+# ... the charts on the first screen (the others are drawn when scrolled near)
+FIRST_SCREEN_MARK = (
+    "() => performance.getEntriesByName('cycleml:first-screen-drawn', 'mark').length > 0"
+)
+# Whether the chart div (the argument) holds Plotly's SVG.
+IS_DRAWN = "(el) => el.querySelector('.main-svg') !== null"
 
 # Form controls without an accessible label: <label for>, a wrapping <label>, aria-label or
 # aria-labelledby (buttons: their text, aria-label or title).
@@ -491,17 +609,18 @@ class Browse:
         self.timings = timings
 
     def open(self, path: str, *, status: int = 200, record: str | None = None) -> dict:
-        """Go to ``path``, wait for the load event, the network to settle and every chart to be
-        drawn; check the status and that nothing went wrong so far. Returns the navigation
-        timing (ms), also recorded under ``record`` when given."""
+        """Go to ``path``, wait for the load event and the first screen's charts, scroll to
+        every other chart and wait for it to be drawn, and for the network to settle; check the
+        status and that nothing went wrong so far. Returns the navigation timing (ms; its
+        ``charts_drawn_ms`` includes the scrolling), also recorded under ``record``."""
         response = self.page.goto(path, wait_until="load")
         assert response is not None and response.status == status, (
             f"GET {path}: HTTP {response.status if response else None}, expected {status}"
         )
         self.page.wait_for_function(LOADED)
-        self.page.wait_for_function(CHARTS_DRAWN)
+        self.wait_first_screen()
+        self.draw_every_chart()
         timing = self.page.evaluate(NAVIGATION)
-        timing["charts_drawn_ms"] = self.page.evaluate("() => performance.now()")
         timing["charts"] = self.page.locator("div.chart[data-chart]").count()
         self.page.wait_for_load_state("networkidle")
         self.watch.check()
@@ -509,11 +628,42 @@ class Browse:
             self.timings[record] = timing
         return timing
 
+    def wait_first_screen(self) -> None:
+        """Wait for dashboard.js to have drawn the charts on the first screen."""
+        self.page.wait_for_function(FIRST_SCREEN_MARK)
+
+    def is_drawn(self, chart) -> bool:
+        """Whether the chart div (a locator) holds Plotly's SVG."""
+        return bool(chart.evaluate(IS_DRAWN))
+
+    def wait_drawn(self, chart) -> None:
+        self.page.wait_for_function(IS_DRAWN, arg=chart.element_handle())
+
+    def draw_every_chart(self) -> None:
+        """Scroll each chart into view (dashboard.js draws a chart when it comes near the
+        screen), wait until it is drawn, then go back to the top."""
+        for chart in self.page.locator("div.chart[data-chart]").all():
+            chart.scroll_into_view_if_needed()
+            self.wait_drawn(chart)
+        self.page.wait_for_function(CHARTS_DRAWN)
+        self.page.wait_for_function(DRAWN_MARK)
+        self.page.evaluate("() => window.scrollTo(0, 0)")
+
+    def undrawn(self) -> list[str]:
+        """Names of the charts not drawn (yet)."""
+        return [c["name"] for c in self.charts() if not c["drawn"]]
+
     def charts(self) -> list[dict]:
         return self.page.evaluate(CHARTS)
 
     def unlabelled(self) -> list[str]:
         return self.page.evaluate(UNLABELLED)
+
+    def low_contrast(self) -> list[dict]:
+        return self.page.evaluate(LOW_CONTRAST)
+
+    def chart_layout(self) -> list[dict]:
+        return self.page.evaluate(CHART_LAYOUT)
 
     def overflow(self) -> dict:
         return self.page.evaluate(OVERFLOW)

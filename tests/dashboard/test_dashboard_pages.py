@@ -53,6 +53,13 @@ def has_points(figure: dict) -> bool:
     return False
 
 
+def heat_cells(figure: dict) -> dict[tuple[str, str], str]:
+    """``{(feature, column): "drifted" | "not drifted"}`` of the drift heatmap's tiles (one bar
+    per compared cell, its hover data naming the feature, the column and the state)."""
+    (tiles,) = figure["data"]
+    return {(f, c): state for f, c, state in tiles["customdata"]}
+
+
 def batch_entity(project: Project) -> str:
     """The first entity (by name) of the stored batch predictions."""
     import sqlalchemy as sa
@@ -246,8 +253,10 @@ def test_experiments_and_monitoring_show_decision_srm_and_drift(full_app, full_d
     assert lift["data"][0]["x"][0] == pytest.approx(
         treatment["metrics"]["retained"]["relative_lift"]
     )
-    heat = charts(monitoring.text)["drift-heatmap-churn"]["data"][0]
-    drifted = {row[0] for row in zip(heat["y"], heat["z"], strict=True) if row[1][-1] == 1}
+    heat = charts(monitoring.text)["drift-heatmap-churn"]
+    last = heat["layout"]["xaxis"]["ticktext"][-1]  # the latest run's column
+    cells = heat_cells(heat)
+    drifted = {f for (f, column), state in cells.items() if column == last and state == "drifted"}
     assert drifted == set(run["result"]["drifted"])
     assert "No alerts." in monitoring.text
 
@@ -339,10 +348,10 @@ def test_static_assets_are_served_from_the_package_and_cached(full_app) -> None:
         "/static/nothing.js",
     )
     assert js.status_code == 200 and "immutable" in js.headers["cache-control"]
-    assert js.text.startswith("/**\n* plotly.js (cartesian - minified) v")
-    # the vendored bundle is the plotly.js version the plotly package's figures are made for
+    assert js.text.startswith("/**\n* plotly.js (basic - minified) v")
+    # the vendored bundle is the plotly.js version the plotly package bundles
     bundled = re.search(r"plotly\.js v([0-9.]+)", plotly.offline.get_plotlyjs()[:200]).group(1)
-    assert f"(cartesian - minified) v{bundled}\n" in js.text[:200]
+    assert f"(basic - minified) v{bundled}\n" in js.text[:200]
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert "data-figure" in script.text and "Authorization" in script.text
     assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
@@ -448,9 +457,16 @@ def test_monitoring_draws_stored_chunks_performance_and_alerts(trained_copy: Pat
     (response,) = get(project.app(token=""), "/monitoring")
     project.close()
     found = charts(response.text)
-    heat = found["drift-heatmap-churn"]["data"][0]
-    assert heat["x"] == chunks and heat["y"] == ["age", "plan"]
-    assert heat["z"] == [[0.0, None, 1.0], [0.0, 0.0, 0.0]]
+    heat = found["drift-heatmap-churn"]
+    assert heat["layout"]["xaxis"]["ticktext"] == chunks
+    assert heat["layout"]["yaxis"]["categoryarray"] == ["age", "plan"]
+    assert heat_cells(heat) == {  # the cell not compared (None) has no tile
+        ("age", "2026-05-01"): "not drifted",
+        ("age", "2026-05-03"): "drifted",
+        ("plan", "2026-05-01"): "not drifted",
+        ("plan", "2026-05-02"): "not drifted",
+        ("plan", "2026-05-03"): "not drifted",
+    }
     perf = {t["name"]: t["y"] for t in found["performance-churn"]["data"]}
     assert perf == {"realised": [0.61, 0.55, 0.4], "estimated": [0.6, 0.58, 0.57]}
     assert "recall 0.4 below 0.5" in response.text and "critical" in response.text

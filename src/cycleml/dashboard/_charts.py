@@ -1,8 +1,11 @@
 """The dashboard's charts: Plotly figures built from stored results, embedded as JSON.
 
 Each chart is a dict ``{"name", "title", "json"}``; the page puts ``json`` in the chart div's
-``data-figure`` attribute and ``/static/dashboard.js`` draws it with Plotly's bundled JS. A chart
-is only made when there is data to draw (the callers show an empty state otherwise)."""
+``data-figure`` attribute and ``/static/dashboard.js`` draws it with Plotly's basic JS bundle
+(scatter and bar traces: the drift heatmap is drawn as bar tiles). Figures are plain dicts in
+Plotly's JSON schema, serialised by orjson: no ``plotly`` import or per-figure validation on the
+server, and curves are rounded to what a chart can show. A chart is only made when there is data
+to draw (the callers show an empty state otherwise)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ import math
 import re
 from typing import Any
 
+import orjson
+
 BLUE, ORANGE, GREY, RED, GREEN = "#1f5fa8", "#c2530a", "#5f6b7a", "#b3261e", "#1b7a3d"
+NOT_DRIFTED = "#8cc79c"  # heatmap tile of a feature that did not drift
 LAYOUT = {
     "margin": {"l": 56, "r": 16, "t": 44, "b": 48},
     "height": 320,
@@ -19,10 +25,27 @@ LAYOUT = {
     "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#1a1a1a"},
     "paper_bgcolor": "#ffffff",
     "plot_bgcolor": "#ffffff",
-    "legend": {"orientation": "h", "y": -0.2},
-    "template": "none",
+    "showlegend": False,
 }
-AXIS = {"gridcolor": "#e3e6ea", "zerolinecolor": "#c5cad1", "automargin": True}
+AXIS = {
+    "gridcolor": "#e3e6ea",
+    "zerolinecolor": "#c5cad1",
+    "automargin": True,
+    "tickfont": {"color": "#3d4652"},
+}
+# A legend above the plot area, under the title (never over the axis titles).
+LEGEND_TOP = {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"}
+# A legend inside the plot area's empty lower-right corner (ROC, calibration).
+LEGEND_INSIDE = {
+    "x": 0.98,
+    "xanchor": "right",
+    "y": 0.04,
+    "yanchor": "bottom",
+    "bgcolor": "rgba(255,255,255,0.85)",
+    "bordercolor": "#c5cad1",
+    "borderwidth": 1,
+}
+LABEL_WIDTH = 22  # characters per line of a category label (feature names, top values)
 
 
 def chart_name(*parts: str) -> str:
@@ -30,25 +53,71 @@ def chart_name(*parts: str) -> str:
     return "-".join(re.sub(r"[\s\"'<>&]+", "_", str(p)) for p in parts)
 
 
-def make(name: str, traces: list, title: str, **layout: Any) -> dict:
-    """The chart dict of ``traces`` (``plotly.graph_objects`` traces) and ``layout`` keys,
-    built as one ``go.Figure`` (one validation pass; no default template in the JSON)."""
-    go = _go()
+def make(name: str, traces: list[dict], title: str, **layout: Any) -> dict:
+    """The chart dict of ``traces`` (Plotly trace dicts) and ``layout`` keys. A ``legend``
+    shows the legend (``LEGEND_TOP`` gets the top margin it needs)."""
     merged = {**LAYOUT, **layout, "title": {"text": title, "x": 0.01, "font": {"size": 14}}}
+    if "legend" in layout:
+        merged["showlegend"] = True
+        if layout["legend"] is LEGEND_TOP:
+            merged["margin"] = {**merged["margin"], "t": 72}
+            merged["title"]["y"] = 0.97
+            merged["title"]["yanchor"] = "top"
     for axis in ("xaxis", "yaxis"):
         merged[axis] = {**AXIS, **merged.get(axis, {})}
-    fig = go.Figure(data=traces, layout=merged)
-    return {"name": name, "title": title, "json": fig.to_json(validate=False)}
-
-
-def _go():
-    import plotly.graph_objects as go
-
-    return go
+    figure = {"data": traces, "layout": merged}
+    text = orjson.dumps(figure, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return {"name": name, "title": title, "json": text}
 
 
 def _finite(values: list) -> bool:
     return any(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+def _values(values: list) -> list:
+    """Numbers as floats, anything not finite as None (a gap in the chart). Stored values are
+    drawn as stored: rounding them saved no measurable time on a page."""
+    return [_number(v) for v in values]
+
+
+def wrap_label(text: str, width: int = LABEL_WIDTH, lines: int = 2) -> str:
+    """``text`` on at most ``lines`` lines of about ``width`` characters (``<br>`` between,
+    broken after ``_``, ``-``, ``.`` or a space), the rest cut with an ellipsis."""
+    tokens = re.findall(r"[^_\-. ]*[_\-. ]?", text)
+    out: list[str] = [""]
+    for token in (t for t in tokens if t):
+        while len(token) > width:  # a token longer than a line: cut it
+            room = width - len(out[-1])
+            out[-1] += token[:room]
+            token = token[room:]
+            out.append("")
+        if out[-1] and len(out[-1]) + len(token) > width:
+            out.append("")
+        out[-1] += token
+    out = [line for line in out if line]
+    if len(out) > lines:
+        out = out[:lines]
+        out[-1] = out[-1][: width - 1].rstrip("_-. ") + "…"
+    return "<br>".join(out)
+
+
+def _categories(names: list[str]) -> list[str]:
+    """Wrapped labels, unique (two names cut to the same label would merge into one bar)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        label = wrap_label(name)
+        if label in seen:
+            seen[label] += 1
+            label = f"{label} ({seen[label]})"
+        else:
+            seen[label] = 1
+        out.append(label)
+    return out
+
+
+def _label_lines(labels: list[str]) -> int:
+    return max((label.count("<br>") + 1 for label in labels), default=1)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -57,13 +126,13 @@ def _finite(values: list) -> bool:
 def missingness(source: str, columns: list[dict]) -> dict | None:
     if not columns:
         return None
-    go = _go()
-    bar = go.Bar(
-        x=[c["name"] for c in columns],
-        y=[c.get("null_rate") or 0.0 for c in columns],
-        marker_color=BLUE,
-        hovertemplate="%{x}: %{y:.1%} missing<extra></extra>",
-    )
+    bar = {
+        "type": "bar",
+        "x": [c["name"] for c in columns],
+        "y": _values([float(c.get("null_rate") or 0.0) for c in columns]),
+        "marker": {"color": BLUE},
+        "hovertemplate": "%{x}: %{y:.1%} missing<extra></extra>",
+    }
     return make(
         chart_name("missingness", source),
         [bar],
@@ -76,15 +145,16 @@ def histogram(source: str, column: dict) -> dict | None:
     hist = column.get("histogram")
     if not hist or not hist.get("counts"):
         return None
-    go = _go()
     if hist.get("unit") == "bin":
         edges = hist["edges"]
         x = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=False)]
         widths = [b - a for a, b in zip(edges[:-1], edges[1:], strict=False)]
-        bar = go.Bar(x=x, y=hist["counts"], width=widths or None, marker_color=BLUE)
+        bar = {"type": "bar", "x": x, "y": hist["counts"], "marker": {"color": BLUE}}
+        if widths:
+            bar["width"] = widths
         title = f"{column['name']}: histogram"
     else:
-        bar = go.Bar(x=hist["starts"], y=hist["counts"], marker_color=BLUE)
+        bar = {"type": "bar", "x": hist["starts"], "y": hist["counts"], "marker": {"color": BLUE}}
         title = f"{column['name']}: rows per {hist['unit']}"
     return make(
         chart_name("histogram", source, column["name"]),
@@ -99,27 +169,34 @@ def top_values(source: str, column: dict) -> dict | None:
     top = column.get("top")
     if not top:
         return None
-    go = _go()
     top = top[:15][::-1]
-    bar = go.Bar(
-        x=[t["count"] for t in top],
-        y=[_label(t["value"]) for t in top],
-        orientation="h",
-        marker_color=ORANGE,
-    )
+    full = [_text(t["value"]) for t in top]
+    labels = _categories([_short(v) for v in full])
+    bar = {
+        "type": "bar",
+        "x": [t["count"] for t in top],
+        "y": labels,
+        "customdata": full,
+        "hovertemplate": "%{customdata}: %{x:,} rows<extra></extra>",
+        "orientation": "h",
+        "marker": {"color": ORANGE},
+    }
     return make(
         chart_name("top-values", source, column["name"]),
         [bar],
         f"{column['name']}: top values",
         xaxis={"title": {"text": "rows"}},
         yaxis={"type": "category"},
-        height=max(260, 22 * len(top) + 100),
+        height=max(260, 16 * (_label_lines(labels) + 0.5) * len(top) + 100),
     )
 
 
-def _label(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= 32 else text[:29] + "..."
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 # -- problem ---------------------------------------------------------------------------------------
@@ -129,48 +206,71 @@ def label_balance(rows: list[dict], numeric: bool) -> dict | None:
     """``rows``: ``{"cutoff", "rows", "value"}`` per cutoff (positive rate, or the mean label)."""
     if not rows:
         return None
-    go = _go()
     name = "mean label" if numeric else "positive rate"
     x = [r["cutoff"] for r in rows]
     traces = [
-        go.Bar(x=x, y=[r["rows"] for r in rows], name="rows", yaxis="y2", marker_color="#c9d6e8"),
-        go.Scatter(
-            x=x,
-            y=[r["value"] for r in rows],
-            mode="lines+markers",
-            name=name,
-            marker_color=BLUE,
-            text=[f"{r['rows']:,} rows" for r in rows],
-        ),
+        {
+            "type": "bar",
+            "x": x,
+            "y": [r["rows"] for r in rows],
+            "name": "rows",
+            "yaxis": "y2",
+            "marker": {"color": "#c9d6e8"},
+        },
+        {
+            "type": "scatter",
+            "x": x,
+            "y": _values([r["value"] for r in rows]),
+            "mode": "lines+markers",
+            "name": name,
+            "marker": {"color": BLUE},
+            "line": {"color": BLUE},
+            "text": [f"{r['rows']:,} rows" for r in rows],
+        },
     ]
     return make(
         "label-balance",
         traces,
         "Label balance per cutoff",
+        legend=LEGEND_TOP,
         yaxis={"title": {"text": name}, "rangemode": "tozero"},
-        yaxis2={"title": {"text": "rows"}, "overlaying": "y", "side": "right", "showgrid": False},
+        yaxis2={
+            "title": {"text": "rows"},
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+            "automargin": True,
+            "tickfont": AXIS["tickfont"],
+        },
     )
 
 
 def importance(rows: list[dict]) -> dict | None:
+    """Permutation importance per feature; long feature names are wrapped on two lines and
+    cut after that, the full name is in the hover."""
     if not rows:
         return None
-    go = _go()
     rows = rows[:25][::-1]
-    bar = go.Bar(
-        x=[r["importance"] for r in rows],
-        y=[r["feature"] for r in rows],
-        error_x={"array": [r.get("std") or 0 for r in rows]},
-        orientation="h",
-        marker_color=BLUE,
-    )
+    names = [str(r["feature"]) for r in rows]
+    labels = _categories(names)
+    bar = {
+        "type": "bar",
+        "x": _values([float(r["importance"]) for r in rows]),
+        "y": labels,
+        "customdata": names,
+        "hovertemplate": "%{customdata}: %{x:.4g}<extra></extra>",
+        "error_x": {"type": "data", "array": _values([float(r.get("std") or 0) for r in rows])},
+        "orientation": "h",
+        "marker": {"color": BLUE},
+    }
+    per_row = 16 * _label_lines(labels) + 8
     return make(
         "importance",
         [bar],
         "Permutation importance (validation)",
-        height=max(320, 22 * len(rows) + 100),
+        height=max(320, per_row * len(rows) + 110),
         xaxis={"title": {"text": "drop in the validation metric when shuffled"}},
-        yaxis={"type": "category"},
+        yaxis={"type": "category", "tickfont": {"size": 11, "color": AXIS["tickfont"]["color"]}},
     )
 
 
@@ -181,14 +281,16 @@ def leaderboard(board: list[dict], key: str) -> dict | None:
     rows = [b for b in board if isinstance((b.get("test") or {}).get(key), int | float)]
     if not rows:
         return None
-    go = _go()
-    bar = go.Bar(
-        x=[b["algorithm"] + (" (tuned)" if b.get("tuned") else "") for b in rows],
-        y=[b["test"][key] for b in rows],
-        marker_color=[GREEN if b.get("chosen") else GREY for b in rows],
-        text=[f"{b['test'][key]:.4g}" for b in rows],
-        textposition="auto",
-    )
+    bar = {
+        "type": "bar",
+        "x": [b["algorithm"] + (" (tuned)" if b.get("tuned") else "") for b in rows],
+        "y": _values([float(b["test"][key]) for b in rows]),
+        "marker": {"color": [GREEN if b.get("chosen") else GREY for b in rows]},
+        "text": [f"{b['test'][key]:.4g}" for b in rows],
+        "textposition": "auto",
+        "insidetextfont": {"color": "#ffffff"},
+        "outsidetextfont": {"color": "#1a1a1a"},
+    }
     return make(
         "leaderboard",
         [bar],
@@ -197,24 +299,36 @@ def leaderboard(board: list[dict], key: str) -> dict | None:
     )
 
 
-def _diagonal(name: str):
-    return _go().Scatter(
-        x=[0, 1], y=[0, 1], mode="lines", name=name, line={"dash": "dot", "color": GREY}
-    )
+def _diagonal(name: str) -> dict:
+    return {
+        "type": "scatter",
+        "x": [0, 1],
+        "y": [0, 1],
+        "mode": "lines",
+        "name": name,
+        "line": {"dash": "dot", "color": GREY},
+    }
 
 
 def roc(curves: dict) -> dict | None:
     data = curves.get("roc")
     if not data or not data.get("fpr"):
         return None
-    go = _go()
-    line = go.Scatter(x=data["fpr"], y=data["tpr"], mode="lines", name="model", line_color=BLUE)
+    line = {
+        "type": "scatter",
+        "x": _values(data["fpr"]),
+        "y": _values(data["tpr"]),
+        "mode": "lines",
+        "name": "model",
+        "line": {"color": BLUE},
+    }
     return make(
         "roc",
         [line, _diagonal("chance")],
         "ROC curve (test)",
-        xaxis={"title": {"text": "false positive rate"}},
-        yaxis={"title": {"text": "true positive rate"}},
+        legend=LEGEND_INSIDE,
+        xaxis={"title": {"text": "false positive rate"}, "range": [0, 1]},
+        yaxis={"title": {"text": "true positive rate"}, "range": [0, 1.02]},
     )
 
 
@@ -222,10 +336,14 @@ def pr(curves: dict) -> dict | None:
     data = curves.get("pr")
     if not data or not data.get("recall"):
         return None
-    go = _go()
-    line = go.Scatter(
-        x=data["recall"], y=data["precision"], mode="lines", name="model", line_color=BLUE
-    )
+    line = {
+        "type": "scatter",
+        "x": _values(data["recall"]),
+        "y": _values(data["precision"]),
+        "mode": "lines",
+        "name": "model",
+        "line": {"color": BLUE},
+    }
     return make(
         "pr",
         [line],
@@ -238,34 +356,36 @@ def pr(curves: dict) -> dict | None:
 def calibration(bins: list[dict]) -> dict | None:
     if not bins:
         return None
-    go = _go()
-    line = go.Scatter(
-        x=[b["mean_predicted"] for b in bins],
-        y=[b["fraction_positive"] for b in bins],
-        mode="lines+markers",
-        text=[f"{b['rows']} rows" for b in bins],
-        name="model",
-        line_color=BLUE,
-    )
+    line = {
+        "type": "scatter",
+        "x": _values([b["mean_predicted"] for b in bins]),
+        "y": _values([b["fraction_positive"] for b in bins]),
+        "mode": "lines+markers",
+        "text": [f"{b['rows']} rows" for b in bins],
+        "name": "model",
+        "line": {"color": BLUE},
+        "marker": {"color": BLUE},
+    }
     return make(
         "calibration",
         [line, _diagonal("perfect")],
         "Calibration (test)",
-        xaxis={"title": {"text": "mean predicted probability"}},
-        yaxis={"title": {"text": "observed positive rate"}},
+        legend=LEGEND_INSIDE,
+        xaxis={"title": {"text": "mean predicted probability"}, "range": [0, 1]},
+        yaxis={"title": {"text": "observed positive rate"}, "range": [0, 1.02]},
     )
 
 
 def residuals(data: dict) -> dict | None:
     if not data or not data.get("predicted"):
         return None
-    go = _go()
-    points = go.Scatter(
-        x=data["predicted"],
-        y=data["residual"],
-        mode="markers",
-        marker={"size": 4, "opacity": 0.5, "color": BLUE},
-    )
+    points = {
+        "type": "scatter",
+        "x": _values(data["predicted"]),
+        "y": _values(data["residual"]),
+        "mode": "markers",
+        "marker": {"size": 4, "opacity": 0.5, "color": BLUE},
+    }
     return make(
         "residuals",
         [points],
@@ -282,14 +402,14 @@ def latency(rows: list[dict]) -> dict | None:
     points = [r for r in rows if r.get("latency_ms") is not None]
     if not points:
         return None
-    go = _go()
-    scatter = go.Scatter(
-        x=[r["created_at"] for r in points],
-        y=[r["latency_ms"] for r in points],
-        mode="markers",
-        marker={"size": 5, "color": BLUE},
-        name="request",
-    )
+    scatter = {
+        "type": "scatter",
+        "x": [r["created_at"] for r in points],
+        "y": _values([float(r["latency_ms"]) for r in points]),
+        "mode": "markers",
+        "marker": {"size": 5, "color": BLUE},
+        "name": "request",
+    }
     return make(
         "latency",
         [scatter],
@@ -303,7 +423,6 @@ def latency(rows: list[dict]) -> dict | None:
 
 def lift(experiment: str, result: dict) -> dict | None:
     """Relative lift of each treatment variant per metric, with its confidence interval."""
-    go = _go()
     traces = []
     metrics: list[str] = []
     for variant in result.get("variants", []):
@@ -316,21 +435,27 @@ def lift(experiment: str, result: dict) -> dict | None:
                 continue
             lo, hi = m.get("relative_ci_low"), m.get("relative_ci_high")
             names.append(metric)
-            values.append(value)
-            low.append(value - lo if isinstance(lo, int | float) else 0)
-            high.append(hi - value if isinstance(hi, int | float) else 0)
+            values.append(float(value))
+            low.append(float(value - lo) if isinstance(lo, int | float) else 0.0)
+            high.append(float(hi - value) if isinstance(hi, int | float) else 0.0)
             if metric not in metrics:
                 metrics.append(metric)
         if names:
             traces.append(
-                go.Scatter(
-                    x=values,
-                    y=names,
-                    mode="markers",
-                    name=str(variant.get("variant")),
-                    marker={"size": 11},
-                    error_x={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
-                )
+                {
+                    "type": "scatter",
+                    "x": _values(values),
+                    "y": names,
+                    "mode": "markers",
+                    "name": str(variant.get("variant")),
+                    "marker": {"size": 11},
+                    "error_x": {
+                        "type": "data",
+                        "symmetric": False,
+                        "array": _values(high),
+                        "arrayminus": _values(low),
+                    },
+                }
             )
     if not traces:
         return None
@@ -339,10 +464,11 @@ def lift(experiment: str, result: dict) -> dict | None:
         chart_name("lift", experiment),
         traces,
         f"{experiment}: relative lift with 95% confidence intervals",
+        legend=LEGEND_TOP,
         xaxis={"title": {"text": "relative lift vs control"}, "tickformat": ".0%"},
         yaxis={"type": "category"},
         shapes=[{**zero, "line": {"color": GREY, "dash": "dot"}}],
-        height=max(240, 60 * len(metrics) + 140),
+        height=max(260, 60 * len(metrics) + 160),
     )
 
 
@@ -352,29 +478,55 @@ def lift(experiment: str, result: dict) -> dict | None:
 def drift_heatmap(
     problem: str, columns: list[str], features: list[str], z: list[list]
 ) -> dict | None:
-    """``z[i][j]``: feature i's drift in column j (1 drifted, 0 not, None not compared)."""
+    """``z[i][j]``: feature i's drift in column j (1 drifted, 0 not, None not compared). Drawn
+    as one tile per compared cell (a horizontal bar of length 1 starting at the column's index),
+    so the basic Plotly bundle draws it; the hover names the feature, the column and the state."""
     if not columns or not features:
         return None
-    go = _go()
-    heat = go.Heatmap(
-        z=z,
-        x=columns,
-        y=features,
-        colorscale=[[0, "#e8f1ea"], [1, RED]],
-        zmin=0,
-        zmax=1,
-        showscale=False,
-        xgap=1,
-        ygap=1,
-        hovertemplate="%{y} at %{x}: %{z}<extra></extra>",
-    )
+    labels = _categories(features)
+    ys, bases, colors, hover = [], [], [], []
+    for i, label in enumerate(labels):
+        for j, column in enumerate(columns):
+            value = z[i][j] if i < len(z) and j < len(z[i]) else None
+            if value is None:
+                continue
+            ys.append(label)
+            bases.append(j)
+            colors.append(RED if value else NOT_DRIFTED)
+            hover.append([features[i], column, "drifted" if value else "not drifted"])
+    if not ys:
+        return None
+    tiles = {
+        "type": "bar",
+        "orientation": "h",
+        "x": [1] * len(ys),
+        "base": bases,
+        "y": ys,
+        "width": 0.9,
+        "marker": {"color": colors, "line": {"color": "#ffffff", "width": 1}},
+        "customdata": hover,
+        "hovertemplate": "%{customdata[0]} at %{customdata[1]}: %{customdata[2]}<extra></extra>",
+    }
     return make(
         chart_name("drift-heatmap", problem),
-        [heat],
+        [tiles],
         "Drift over time (red: drifted, green: not)",
-        height=max(320, 18 * len(features) + 140),
-        xaxis={"type": "category"},
-        yaxis={"type": "category", "autorange": "reversed"},
+        barmode="overlay",
+        height=max(320, (14 * _label_lines(labels) + 6) * len(features) + 150),
+        xaxis={
+            "range": [0, len(columns)],
+            "tickvals": [j + 0.5 for j in range(len(columns))],
+            "ticktext": columns,
+            "showgrid": False,
+            "zeroline": False,
+        },
+        yaxis={
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": labels,  # every feature has its row, compared or not
+            "autorange": "reversed",
+            "showgrid": False,
+        },
     )
 
 
@@ -382,15 +534,26 @@ def distribution(problem: str, row: dict) -> dict | None:
     dist = row.get("distribution") or {}
     if not dist or not dist.get("reference"):
         return None
-    go = _go()
     if "bins" in dist:
         bins = dist["bins"]
         x = [(a + b) / 2 for a, b in zip(bins[:-1], bins[1:], strict=False)]
     else:
-        x = [_label(c) for c in dist.get("categories", [])]
+        x = [_short(_text(c)) for c in dist.get("categories", [])]
     traces = [
-        go.Bar(name="reference", x=x, y=dist["reference"], marker_color=BLUE),
-        go.Bar(name="current", x=x, y=dist["current"], marker_color=ORANGE),
+        {
+            "type": "bar",
+            "name": "reference",
+            "x": x,
+            "y": _values(dist["reference"]),
+            "marker": {"color": BLUE},
+        },
+        {
+            "type": "bar",
+            "name": "current",
+            "x": x,
+            "y": _values(dist["current"]),
+            "marker": {"color": ORANGE},
+        },
     ]
     stat = row.get("statistic")
     title = f"{row['feature']}: {row.get('method') or ''}"
@@ -403,21 +566,28 @@ def distribution(problem: str, row: dict) -> dict | None:
         traces,
         title,
         barmode="group",
+        legend=LEGEND_TOP,
         yaxis={"title": {"text": "share of rows"}},
     )
 
 
 def performance(problem: str, chunks: list[dict], reference: dict, metric: str) -> dict | None:
     """Realised and estimated ``metric`` per chunk, with the training (test) value as a line."""
-    go = _go()
     x = [str(c.get("start") or c.get("chunk") or i) for i, c in enumerate(chunks)]
     realised = [_number((c.get("realised") or {}).get(metric)) for c in chunks]
     estimated = [_number((c.get("estimated") or {}).get(metric)) for c in chunks]
     traces = []
-    if _finite(realised):
-        traces.append(go.Scatter(x=x, y=realised, mode="lines+markers", name="realised"))
-    if _finite(estimated):
-        traces.append(go.Scatter(x=x, y=estimated, mode="lines+markers", name="estimated"))
+    for name, values in (("realised", realised), ("estimated", estimated)):
+        if _finite(values):
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": x,
+                    "y": _values(values),
+                    "mode": "lines+markers",
+                    "name": name,
+                }
+            )
     if not traces:
         return None
     shapes = []
@@ -429,6 +599,7 @@ def performance(problem: str, chunks: list[dict], reference: dict, metric: str) 
         chart_name("performance", problem),
         traces,
         f"{metric} over time (dotted: at training)",
+        legend=LEGEND_TOP,
         yaxis={"title": {"text": metric}},
         shapes=shapes,
     )

@@ -12,35 +12,138 @@
     status.className = kind || "";
   }
 
-  function drawOne(el) {
-    var fig;
-    try { fig = JSON.parse(el.getAttribute("data-figure")); } catch (e) {
-      el.textContent = "This chart's data could not be read.";
-      return;
+  function mark(name) {
+    try { window.performance.mark(name); } catch (e) { /* timing is optional */ }
+  }
+
+  /* Break ``text`` into lines of at most ``room`` characters at spaces (Plotly titles do not
+     wrap by themselves, so a phone would cut them). */
+  function wrapText(text, room) {
+    if (!text || text.length <= room || text.indexOf("<br>") >= 0) { return text; }
+    var lines = [""];
+    text.split(" ").forEach(function (word) {
+      var last = lines[lines.length - 1];
+      if (last && (last + " " + word).length > room) { lines.push(word); }
+      else { lines[lines.length - 1] = last ? last + " " + word : word; }
+    });
+    return lines.join("<br>");
+  }
+
+  /* Titles fitted to the chart's width: the chart title (with the top margin its extra lines
+     need) and the axis titles. */
+  function fitTitles(layout, width) {
+    var title = layout.title;
+    if (title && title.text) {
+      var wrapped = wrapText(title.text, Math.max(20, Math.floor((width - 16) / 7.6)));
+      var extra = wrapped.split("<br>").length - 1;
+      if (extra) {
+        title.text = wrapped;
+        layout.margin = layout.margin || {};
+        layout.margin.t = (layout.margin.t || 44) + 17 * extra;
+        if (layout.height) { layout.height += 17 * extra; }
+      }
     }
-    window.Plotly.newPlot(el, fig.data || [], fig.layout || {}, {
-      responsive: true, displaylogo: false
+    ["xaxis", "yaxis"].forEach(function (name) {
+      var axis = layout[name];
+      if (axis && axis.title && axis.title.text) {
+        var room = Math.floor((name === "xaxis" ? width - 140 : layout.height || 320) / 7.2);
+        axis.title.text = wrapText(axis.title.text, Math.max(16, room));
+      }
     });
   }
 
-  /* One chart per task, so the page stays responsive while a long page draws; when all are
-     drawn, <html data-charts-drawn="N"> says how many. */
+  function drawOne(el) {
+    var fig;
+    var started = window.performance.now();
+    try { fig = JSON.parse(el.getAttribute("data-figure")); } catch (e) {
+      el.textContent = "This chart's data could not be read.";
+      el.setAttribute("data-drawn-ms", "0");
+      return;
+    }
+    var layout = fig.layout || {};
+    fitTitles(layout, el.clientWidth || 600);
+    window.Plotly.newPlot(el, fig.data || [], layout, {
+      responsive: true, displaylogo: false
+    });
+    el.setAttribute("data-drawn-ms", String(Math.round(window.performance.now() - started)));
+  }
+
+  function onScreen(el) {
+    var r = el.getBoundingClientRect();
+    var h = window.innerHeight || document.documentElement.clientHeight;
+    return r.bottom > 0 && r.top < h;
+  }
+
+  /* The charts on the first screen are drawn at once, one per task so the page stays
+     responsive; the others when they come near the screen (within half a screen height), so a
+     page with 20 charts costs what its first screen shows. Marks: cycleml:first-screen-drawn,
+     cycleml:charts-drawn (every chart drawn, once scrolled through); then <html
+     data-charts-drawn="N"> says how many. Without IntersectionObserver every chart is drawn,
+     in page order. */
   function drawCharts() {
     var charts = Array.prototype.slice.call(document.querySelectorAll("div.chart[data-figure]"));
     var root = document.documentElement;
-    if (!charts.length) { root.setAttribute("data-charts-drawn", "0"); return; }
+    if (!charts.length) {
+      mark("cycleml:first-screen-drawn");
+      mark("cycleml:charts-drawn");
+      root.setAttribute("data-charts-drawn", "0");
+      return;
+    }
     if (typeof window.Plotly === "undefined") {
       setStatus("Charts cannot be drawn: /static/plotly.min.js did not load.", "error");
       return;
     }
-    var next = 0;
+    var lazy = typeof window.IntersectionObserver === "function";
+    var first = lazy ? charts.filter(onScreen) : charts.slice();
+    var queue = first.slice();
+    var firstLeft = first.length;
+    var left = charts.length;
+    var busy = false;
+    var observer = null;
+
     function step() {
-      if (next >= charts.length) { root.setAttribute("data-charts-drawn", String(charts.length)); return; }
-      drawOne(charts[next]);
-      next += 1;
-      window.setTimeout(step, 0);
+      var el = queue.shift();
+      if (!el) { busy = false; return; }
+      if (el.getAttribute("data-drawn-ms") === null) {
+        drawOne(el);
+        left -= 1;
+        if (first.indexOf(el) >= 0) {
+          firstLeft -= 1;
+          if (!firstLeft) { mark("cycleml:first-screen-drawn"); }
+        }
+        if (!left) {
+          if (observer) { observer.disconnect(); }
+          mark("cycleml:charts-drawn");
+          root.setAttribute("data-charts-drawn", String(charts.length));
+        }
+      }
+      if (queue.length) { window.setTimeout(step, 0); } else { busy = false; }
     }
-    step();
+    function enqueue(el) {
+      if (queue.indexOf(el) < 0) { queue.push(el); }
+      if (!busy) { busy = true; window.setTimeout(step, 0); }
+    }
+
+    if (lazy) {
+      if (!first.length) { mark("cycleml:first-screen-drawn"); }
+      observer = new window.IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (entry.isIntersecting) {
+            observer.unobserve(entry.target);
+            enqueue(entry.target);
+          }
+        });
+      }, { rootMargin: "50% 0px" });
+      charts.forEach(function (el) {
+        if (first.indexOf(el) < 0) { observer.observe(el); }
+      });
+      /* printing shows the whole page: draw what is left first */
+      window.addEventListener("beforeprint", function () {
+        charts.forEach(function (el) { if (queue.indexOf(el) < 0) { queue.push(el); } });
+        while (queue.length) { step(); }
+      });
+    }
+    if (queue.length) { busy = true; step(); }
   }
 
   function headers() {
@@ -148,6 +251,7 @@
   }
 
   function start() {
+    mark("cycleml:scripts-ready");
     var input = tokenInput();
     if (input) {
       try { input.value = window.sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { /* off */ }
