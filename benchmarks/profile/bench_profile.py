@@ -86,11 +86,12 @@ def anchor_python() -> Path:
     return python
 
 
-def measure(python: Path | str, tool: str, file: Path) -> dict:
+def measure(python: Path | str, tool: str, file: Path, extra_env: dict | None = None) -> dict:
     """Run one worker; its timings plus the process's wall time, CPU time and peak RSS."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONWARNINGS="ignore")
+        env.update(extra_env or {})
         idle_before = wait_quiet()
         busy_before = machine_busy_seconds()
         started = time.perf_counter()
@@ -193,6 +194,9 @@ def report(runs: dict[str, dict], info: dict, big_label: str = "cycleml 10M") ->
             if r.get("phases"):
                 top = list(r["phases"].items())[:12]
                 lines.append("    phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+            if r.get("phases_cpu"):
+                top = list(r["phases_cpu"].items())[:12]
+                lines.append("    phases (CPU s): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
             if "describe_seconds" in r:
                 lines.append(
                     f"    describe (description_set) {r['describe_seconds']:.2f} s + to_json "
@@ -200,6 +204,16 @@ def report(runs: dict[str, dict], info: dict, big_label: str = "cycleml 10M") ->
                 )
             if "load_seconds" in r:
                 lines.append(f"    pandas.read_parquet (not in 'timed'): {r['load_seconds']:.2f} s")
+    lines.append("")
+    for label, r in runs.items():  # the --one-cursor A/B: each pair measured back to back
+        one = runs.get(f"{label} 1 cursor")
+        if one and "error" not in one and "error" not in r and not label.endswith("cursor"):
+            lines.append(
+                f"second DuckDB cursor, {label[8:]} rows: timed {one['seconds']:.2f} -> "
+                f"{r['seconds']:.2f} s ({r['seconds'] / one['seconds'] - 1:+.0%}), CPU "
+                f"{one['cpu_seconds']:.1f} -> {r['cpu_seconds']:.1f} s, cores "
+                f"{one['cores_busy']:.2f} -> {r['cores_busy']:.2f}"
+            )
     lines.append("")
 
     def ok_run(name: str) -> dict | None:
@@ -290,6 +304,12 @@ def main() -> int:
     parser.add_argument("--skip-anchor", action="store_true", help="cycleml runs only")
     parser.add_argument("--skip-big", action="store_true", help="no 10M-row run")
     parser.add_argument(
+        "--one-cursor",
+        action="store_true",
+        help="also profile each file with CYCLEML_PROFILE_PARALLEL=0 (every pass in one "
+        "thread), right before the default run: an A/B of the second DuckDB cursor",
+    )
+    parser.add_argument(
         "--json",
         type=Path,
         default=DATA_DIR / "profile_results.json",
@@ -303,9 +323,16 @@ def main() -> int:
     warm(big, small)
     label = f"{args.rows // 1_000_000}M"
     runs: dict[str, dict] = {}
+    serial = {"CYCLEML_PROFILE_PARALLEL": "0"}
     if not args.skip_big:
+        if args.one_cursor:
+            print(f"== cycleml profile, {label} rows, one cursor", flush=True)
+            runs[f"cycleml {label} 1 cursor"] = measure(sys.executable, "cycleml", big, serial)
         print(f"== cycleml profile, {label} rows", flush=True)
         runs[f"cycleml {label}"] = measure(sys.executable, "cycleml", big)
+    if args.one_cursor:
+        print("== cycleml profile, 1M rows, one cursor", flush=True)
+        runs["cycleml 1M 1 cursor"] = measure(sys.executable, "cycleml", small, serial)
     print("== cycleml profile, 1M rows", flush=True)
     runs["cycleml 1M"] = measure(sys.executable, "cycleml", small)
     # When Project.profile fails, measure the statistics alone so there is still a figure.

@@ -8,10 +8,12 @@ informational note), and a preview of the affected rows or values.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError, SourceError
+from ._profile_parallel import Lane, parallel_enabled
 from ._sources import SourceSet
 
 
@@ -65,8 +67,6 @@ def suggest_cleaning(
     Steps already recorded in the spec are left out. ``rules`` limits the rules run; what a
     rule decided on a sample is appended to ``sampled`` (the profile's list of sampled
     statistics) when given."""
-    import duckdb
-
     from ._cleaning_rules import RULES, Context
 
     name = profile["source"]
@@ -81,24 +81,63 @@ def suggest_cleaning(
     view = sources.view(name)
     ctx = Context(sources, name, view, profile)
     recorded = {step.id for step in sources.spec.cleaning}
-    out: list[Suggestion] = []
+    chosen = [(n, r) for n, r in RULES.items() if rules is None or n in rules]
+    on_lane = [n for n, _ in chosen if n in LANE_RULES] if parallel_enabled(ctx.rows) else []
+    found_by_rule: dict[str, tuple[list[Suggestion], list[dict[str, Any]]]] = {}
     try:
-        for rule_name, rule in RULES.items():
-            if rules is not None and rule_name not in rules:
-                continue
-            try:
-                found = rule(ctx)
-            except duckdb.Error as exc:
-                raise SourceError(
-                    f"source {name!r}: the {rule_name} check cannot read the data: "
-                    f"{str(exc).strip().splitlines()[0]}",
-                    hint="check the source is complete and readable (`cycleml sources`)",
-                ) from None
-            for s in found:
-                s.fingerprint = profile.get("fingerprint")
-            out.extend(s for s in found if s.id not in recorded)
+        with Lane(sources.con, view, bool(on_lane)) as lane:
+            waiting: dict[str, Future] = {}
+            side: Context | None = None
+            if lane.parallel:  # the lane's rules start first, on a context of their own
+                side = Context(sources, name, view, profile)
+                side.con = lane.cursor  # type: ignore[assignment]
+                waiting = {
+                    n: lane.submit(_lane_rule, side, n, r) for n, r in chosen if n in on_lane
+                }
+            for rule_name, rule in chosen:
+                if rule_name not in waiting:
+                    found_by_rule[rule_name] = _run_rule(ctx, rule_name, rule)
+            for rule_name, future in waiting.items():
+                found_by_rule[rule_name] = future.result()
+            if side is not None:
+                side.close()  # on the lane's cursor, before the lane closes it
     finally:
         ctx.close()
-    if sampled is not None:
-        sampled.extend(ctx.sampled)
+    out: list[Suggestion] = []
+    for rule_name, _ in chosen:  # in the rules' order, wherever each ran
+        found, noted = found_by_rule[rule_name]
+        for s in found:
+            s.fingerprint = profile.get("fingerprint")
+        out.extend(s for s in found if s.id not in recorded)
+        if sampled is not None:
+            sampled.extend(noted)
     return out
+
+
+# On a large source these rules run on a second DuckDB cursor in a worker thread while the
+# others run on the source's connection (see ``_profile_parallel``): the outlier rule's
+# isolation forest (scikit-learn fit and scoring, which release the GIL for much of their work)
+# needs nothing the other rules compute.
+LANE_RULES = ("remove_outliers",)
+
+
+def _run_rule(ctx: Any, rule_name: str, rule: Any) -> tuple[list[Suggestion], list[dict]]:
+    """One rule's suggestions and the sample notes it added to ``ctx.sampled``."""
+    import duckdb
+
+    start = len(ctx.sampled)
+    try:
+        found = rule(ctx)
+    except duckdb.Error as exc:
+        raise SourceError(
+            f"source {ctx.name!r}: the {rule_name} check cannot read the data: "
+            f"{str(exc).strip().splitlines()[0]}",
+            hint="check the source is complete and readable (`cycleml sources`)",
+        ) from None
+    return list(found), ctx.sampled[start:]
+
+
+def _lane_rule(
+    _con: Any, ctx: Any, rule_name: str, rule: Any
+) -> tuple[list[Suggestion], list[dict]]:
+    return _run_rule(ctx, rule_name, rule)

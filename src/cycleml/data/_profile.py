@@ -60,10 +60,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import importlib
 import math
 import os
 import shutil
+import sys
 import tempfile
+import threading
 import time as _time
 import uuid
 from collections.abc import Iterator
@@ -90,6 +93,7 @@ from ._profile_columns import (
     plain,
     text_patterns,
 )
+from ._profile_parallel import Lane, parallel_enabled
 from ._sources import SourceSet, quote, sql_literal
 
 CORRELATION_ROWS = 100_000
@@ -230,14 +234,42 @@ def profile_view(
     started = _clock()
     described = con.sql(f"DESCRIBE SELECT * FROM {view}").fetchall()
     rows = int(con.sql(f"SELECT count(*) FROM {view}").fetchall()[0][0])
-    if rows * max(len(described), 1) > MATERIALIZE_CELLS:
-        return _profile(con, view, described, rows, started, source, entity, time)
-    temp = quote(f"_cycleml_profile_{uuid.uuid4().hex[:12]}")
-    con.execute(f"CREATE TEMP TABLE {temp} AS SELECT * FROM {view}")
+    warming = _warm_imports(rows, described)
     try:
-        return _profile(con, temp, described, rows, started, source, entity, time)
+        if rows * max(len(described), 1) > MATERIALIZE_CELLS:
+            return _profile(con, view, described, rows, started, source, entity, time)
+        temp = quote(f"_cycleml_profile_{uuid.uuid4().hex[:12]}")
+        con.execute(f"CREATE TEMP TABLE {temp} AS SELECT * FROM {view}")
+        try:
+            return _profile(con, temp, described, rows, started, source, entity, time)
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {temp}")
+        if warming is not None:
+            warming.join()
+
+
+WARM_ROWS = 200_000  # from this many rows, the outlier rule's imports load during the profile
+WARM_MODULES = ("sklearn.ensemble",)
+
+
+def _warm_imports(rows: int, described: list) -> threading.Thread | None:
+    """On a large source with numeric columns, import what the cleaning suggestions will need
+    (scikit-learn for the isolation forest: about a CPU second) in a thread while DuckDB
+    computes the profile (its queries release the GIL). The thread is joined before the profile
+    returns; a failed import is left for the code that needs the module to raise."""
+    numeric = sum(_types.base_kind(str(r[1])) in ("integer", "float") for r in described)
+    if rows < WARM_ROWS or numeric < 2 or all(m in sys.modules for m in WARM_MODULES):
+        return None
+
+    def load() -> None:
+        for module in WARM_MODULES:
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name="cycleml-warm-imports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _profile(
@@ -251,11 +283,35 @@ def _profile(
     time: str | None,
 ) -> dict[str, Any]:
     cols = [Col(str(r[0]), str(r[1]), _types.base_kind(str(r[1]))) for r in described]
+    with Lane(con, view, parallel_enabled(rows)) as lane:
+        return _passes(con, lane, view, cols, rows, started, source, entity, time)
+
+
+def _passes(
+    con: duckdb.DuckDBPyConnection,
+    lane: Lane,
+    view: str,
+    cols: list[Col],
+    rows: int,
+    started: float,
+    source: str,
+    entity: str | None,
+    time: str | None,
+) -> dict[str, Any]:
+    """The profile's passes. Independent ones go to ``lane`` (a second cursor in a worker
+    thread on large sources): the text columns' aggregates and grouping while ``con`` computes
+    the other columns' aggregates; the runs of nulls and the correlations while ``con``
+    computes the distributions. Each writes its own columns' statistics and lists, merged in
+    the serial order, so the answer does not depend on the lane."""
     approximate: list[str] = []
     sampled: list[dict[str, Any]] = []
-    aggregate(con, view, cols, rows, sampled)
-    if rows:
-        text_patterns(con, view, cols, sampled)
+    text_sampled: list[dict[str, Any]] = []
+    strings = [c for c in cols if c.base == "string"]
+    texts = lane.submit(_text_pass, view, strings, rows, text_sampled)
+    aggregate(con, view, [c for c in cols if c.base != "string"], rows, sampled)
+    texts.result()
+    sampled.extend(text_sampled)
+    runs = lane.submit(null_runs, view, cols, rows)
     for col in cols:
         _detect(col)
     recount = [c for c in cols if c.stats.get("patterns_sampled")]
@@ -275,6 +331,9 @@ def _profile(
     parsed = [c for c in cols if c.parsed]
     if parsed and rows:
         parsed_aggregates(con, view, parsed, rows, sampled)
+    corr_sampled: list[dict[str, Any]] = []
+    corr_notes: list[str] = []
+    correlated = lane.submit(_correlations, view, cols, rows, corr_sampled, corr_notes)
     if rows:
         approx_top = distributions(con, view, cols)
         if approx_top:
@@ -283,7 +342,7 @@ def _profile(
                 + ", ".join(c.name for c in approx_top[:10])
                 + " come from approx_top_k (very many distinct values); their counts are exact"
             )
-    null_runs(con, view, cols, rows)
+    runs.result()
     if rows > EXACT_ROWS:
         estimated = [c.name for c in cols if not c.stats.get("distinct_exact")]
         if estimated:
@@ -305,7 +364,9 @@ def _profile(
     entities = _entity_candidates(columns, entity)
     times = _time_candidates(columns, time)
     shape, evidence = _shape(con, view, rows, entities, times, entity, time)
-    correlations = _correlations(con, view, cols, rows, sampled, notes)
+    correlations = correlated.result()
+    sampled.extend(corr_sampled)
+    notes.extend(corr_notes)
     result = {
         "source": source,
         "rows": rows,
@@ -327,6 +388,22 @@ def _profile(
         "seconds": round(_clock() - started, 3),
     }
     return clean_json(result)
+
+
+def _text_pass(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    strings: list[Col],
+    rows: int,
+    sampled: list[dict[str, Any]],
+) -> None:
+    """The text columns' aggregates, then their grouping (exact distinct counts, top values,
+    patterns and the cleaning rules' checks): they need nothing from the other columns."""
+    if not strings:
+        return
+    aggregate(con, view, strings, rows, sampled)
+    if rows:
+        text_patterns(con, view, strings, sampled)
 
 
 def _clock() -> float:

@@ -147,9 +147,28 @@ def aggregate(
             for key in names:
                 col.stats[key] = values[i]
                 i += 1
-            col.stats.setdefault("distinct_approx", col.stats.get("distinct"))
             if "moment_n" in col.stats:
                 col.stats.update(_moments(col.stats))
+    if exact and rows > SMALL_ROWS:
+        exact_distinct(con, view, cols)
+    for col in cols:
+        col.stats.setdefault("distinct_approx", col.stats.get("distinct"))
+
+
+def exact_distinct(con: duckdb.DuckDBPyConnection, view: str, cols: Sequence[Col]) -> None:
+    """Exact distinct counts, each column in a scalar subquery of its own: one aggregate with
+    many ``count(DISTINCT)`` is ~2-3x slower than the same counts as separate subqueries (each
+    runs as its own parallel pipeline). Integer columns whose range (from pass 1's min/max) is
+    at most ``BITMAP_RANGE`` values are counted from a bitmap instead, also exactly. Text
+    columns are left to :func:`text_patterns`, which groups their values anyway."""
+    todo = [c for c in cols if c.base != "string"]  # text: grouped whole by text_patterns
+    for batch in batches(todo, BATCH):
+        exprs = [
+            f"(SELECT {_bitmap_sql(c) or f'count(DISTINCT {c.q})'} FROM {view})" for c in batch
+        ]
+        values = _one_row(con, f"SELECT {', '.join(exprs)}")
+        for col, value in zip(batch, values, strict=True):
+            col.stats["distinct"] = int(value or 0)
 
 
 def _moments(s: dict[str, Any]) -> dict[str, float | None]:
@@ -175,9 +194,7 @@ def _aggregates(col: Col, exact: bool, small: bool) -> tuple[list[str], list[str
     out: dict[str, str] = {"non_null": f"count({q})"}
     if small:  # count(DISTINCT) sets up a hash table per column: slow on wide, short tables
         out["distinct"] = f"len(list_distinct(list({q})))"
-    elif exact:
-        out["distinct"] = f"count(DISTINCT {q})"
-    else:
+    elif not exact:  # exact (and not small): exact_distinct, after this pass
         out["distinct_approx"] = f"approx_count_distinct({q})"
     if col.base in ("integer", "float"):
         # 0 exactly when every value is 0 or 1, given 0 <= min and max <= 1 (x(1-x) >= 0 there;
@@ -326,69 +343,128 @@ def text_patterns(
     and weighted by its count: exact over the whole column. A column with more than
     ``TOP_GROUP_LIMIT`` distinct values is checked on a reservoir sample of ``PATTERN_SAMPLE``
     values (counts scaled to the column); the invalid count of its final type is then counted
-    over the whole column (:func:`exact_invalid`)."""
-    for batch in batches([c for c in cols if c.base == "string"], BATCH):
+    over the whole column (:func:`exact_invalid`). A text column whose distinct count is not
+    known yet (sources of ``SMALL_ROWS`` to ``EXACT_ROWS`` rows: see :func:`exact_distinct`)
+    is grouped whole first: the groups give its exact distinct count and top values, and are
+    checked only when there are at most ``TOP_GROUP_LIMIT`` of them (else the sample, as
+    above)."""
+    strings = [c for c in cols if c.base == "string"]
+    unknown = [c for c in strings if _known_distinct(c) is None]
+    if unknown:
+        _group_unknown(con, view, unknown)
+    for batch in batches([c for c in strings if "patterns_sampled" not in c.stats], BATCH):
         exprs = []
         for col in batch:
-            non_null = int(col.stats["non_null"])
-            many = int(col.stats.get("distinct") or col.stats["distinct_approx"]) > TOP_GROUP_LIMIT
-            col.stats["patterns_sampled"] = many and non_null > PATTERN_SAMPLE
-            fields = ["'with_space': sum(n) FILTER (WHERE regexp_matches(v, '\\s'))"]
-            fields += [f"'{d.name}': sum(n) FILTER (WHERE {d.valid('v')})" for d in _types.PATTERNS]
-            if many:
-                percent = min(100.0, 100.0 * PATTERN_SAMPLE / max(non_null, 1))
-                rows_sql = (
-                    f"SELECT v, 1 AS n FROM (SELECT {col.q} AS v FROM {view} "
-                    f"WHERE {col.q} IS NOT NULL) USING SAMPLE {percent!r}% (bernoulli, 0)"
-                )
-                fields.append("'checked': count(*)")
-            else:
-                rows_sql = (
-                    f"SELECT {col.q} AS v, count(*) AS n FROM {view} WHERE {col.q} IS NOT NULL "
-                    "GROUP BY 1"
-                )
-                fields.append("'groups': count(*)")
-                # The cleaning rules' text tests, on the same groups (see _cleaning_checks).
-                fields.append(f"'folded': {_checks.FOLDED_SQL.replace('{v}', 'v')}")
-                fields += [
-                    f"'chk_{k}': sum(n) FILTER (WHERE {cond})"
-                    for k, cond in _checks.checks_sql("v").items()
-                ]
+            many = int(_known_distinct(col) or 0) > TOP_GROUP_LIMIT
+            exprs.append(_pattern_sql(view, col, many))
+        values = _one_row(con, f"SELECT {', '.join(exprs)}")
+        for col, value in zip(batch, values, strict=True):
+            _read_patterns(col, value or {}, sampled)
+
+
+def _known_distinct(col: Col) -> int | None:
+    value = col.stats.get("distinct")
+    return value if value is not None else col.stats.get("distinct_approx")
+
+
+def _pattern_fields(col: Col, many: bool) -> list[str]:
+    fields = ["'with_space': sum(n) FILTER (WHERE regexp_matches(v, '\\s'))"]
+    fields += [f"'{d.name}': sum(n) FILTER (WHERE {d.valid('v')})" for d in _types.PATTERNS]
+    if many:
+        return fields + ["'checked': count(*)"]
+    fields.append("'groups': count(*)")
+    # The cleaning rules' text tests, on the same groups (see _cleaning_checks).
+    fields.append(f"'folded': {_checks.FOLDED_SQL.replace('{v}', 'v')}")
+    fields += [
+        f"'chk_{k}': sum(n) FILTER (WHERE {cond})" for k, cond in _checks.checks_sql("v").items()
+    ]
+    return fields
+
+
+def _pattern_sql(view: str, col: Col, many: bool) -> str:
+    non_null = int(col.stats["non_null"])
+    col.stats["patterns_sampled"] = many and non_null > PATTERN_SAMPLE
+    if many:
+        percent = min(100.0, 100.0 * PATTERN_SAMPLE / max(non_null, 1))
+        rows_sql = (
+            f"SELECT v, 1 AS n FROM (SELECT {col.q} AS v FROM {view} "
+            f"WHERE {col.q} IS NOT NULL) USING SAMPLE {percent!r}% (bernoulli, 0)"
+        )
+    else:
+        rows_sql = (
+            f"SELECT {col.q} AS v, count(*) AS n FROM {view} WHERE {col.q} IS NOT NULL GROUP BY 1"
+        )
+    fields = _pattern_fields(col, many)
+    return (
+        f"(WITH g AS MATERIALIZED ({rows_sql}) SELECT {{{', '.join(fields)}"
+        + ("" if many else f", 'top': {_TOP_OF_G}")
+        + "} FROM g)"
+    )
+
+
+def _group_unknown(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) -> None:
+    """Group each column's values once: exact distinct count and top values always, the
+    patterns and checks of :func:`_pattern_fields` only over at most ``TOP_GROUP_LIMIT`` groups
+    (the others are checked on a sample afterwards)."""
+    for batch in batches(cols, BATCH):
+        exprs = []
+        for col in batch:
+            fields = _pattern_fields(col, False)
             exprs.append(
-                f"(WITH g AS MATERIALIZED ({rows_sql}) SELECT {{{', '.join(fields)}"
-                + ("" if many else f", 'top': {_TOP_OF_G}")
-                + "} FROM g)"
+                f"(WITH g AS MATERIALIZED (SELECT {col.q} AS v, count(*) AS n FROM {view} "
+                f"WHERE {col.q} IS NOT NULL GROUP BY 1), "
+                f"f AS (SELECT v, n FROM g WHERE (SELECT count(*) FROM g) <= {TOP_GROUP_LIMIT}) "
+                f"SELECT {{{', '.join(fields)}, 'all_groups': (SELECT count(*) FROM g), "
+                f"'top': {_TOP_OF_G}}} FROM f)"
             )
         values = _one_row(con, f"SELECT {', '.join(exprs)}")
         for col, value in zip(batch, values, strict=True):
             value = value or {}
+            groups = int(value.get("all_groups") or 0)
+            col.stats["distinct"] = groups
             non_null = int(col.stats["non_null"])
-            scale = 1.0
-            if col.stats["patterns_sampled"]:
-                checked = int(value.get("checked") or 0)
-                scale = non_null / checked if checked else 1.0
-                sampled.append(
-                    {
-                        "statistic": f"semantic patterns of column {col.name!r}",
-                        "rows": checked,
-                        "of": non_null,
-                        "method": f"Bernoulli sample of about {PATTERN_SAMPLE:,} values (seed "
-                        "0); the final type's invalid count is exact",
-                    }
-                )
-            for d in _types.PATTERNS:
-                col.stats[f"match_{d.name}"] = round(int(value.get(d.name) or 0) * scale)
-            col.stats["with_space"] = round(int(value.get("with_space") or 0) * scale)
-            if "groups" in value:
-                col.stats["distinct"] = int(value["groups"])
-                checks = {"non_null": non_null, "folded": int(value.get("folded") or 0)}
-                checks |= {k[4:]: int(v or 0) for k, v in value.items() if k.startswith("chk_")}
-                col.stats["text_checks"] = checks
+            if groups <= TOP_GROUP_LIMIT:
+                col.stats["patterns_sampled"] = False
+                _read_patterns(col, value, [])
+                continue
+            if groups >= NEAR_UNIQUE * non_null:  # as distributions() does: no top list
+                col.stats["top"], col.stats["top_exact"] = [], False
+                col.stats["top_note"] = "mostly unique: at least 80% of the values are distinct"
+            else:
                 col.stats["top"] = [
                     {"value": plain(t["value"]), "count": int(t["count"])}
                     for t in value.get("top") or []
                 ]
                 col.stats["top_exact"] = True
+
+
+def _read_patterns(col: Col, value: dict, sampled: list[dict]) -> None:
+    non_null = int(col.stats["non_null"])
+    scale = 1.0
+    if col.stats["patterns_sampled"]:
+        checked = int(value.get("checked") or 0)
+        scale = non_null / checked if checked else 1.0
+        sampled.append(
+            {
+                "statistic": f"semantic patterns of column {col.name!r}",
+                "rows": checked,
+                "of": non_null,
+                "method": f"Bernoulli sample of about {PATTERN_SAMPLE:,} values (seed "
+                "0); the final type's invalid count is exact",
+            }
+        )
+    for d in _types.PATTERNS:
+        col.stats[f"match_{d.name}"] = round(int(value.get(d.name) or 0) * scale)
+    col.stats["with_space"] = round(int(value.get("with_space") or 0) * scale)
+    if "groups" in value:
+        col.stats["distinct"] = int(value.get("all_groups") or value["groups"])
+        checks = {"non_null": non_null, "folded": int(value.get("folded") or 0)}
+        checks |= {k[4:]: int(v or 0) for k, v in value.items() if k.startswith("chk_")}
+        col.stats["text_checks"] = checks
+        col.stats["top"] = [
+            {"value": plain(t["value"]), "count": int(t["count"])} for t in value.get("top") or []
+        ]
+        col.stats["top_exact"] = True
 
 
 def exact_invalid(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) -> None:
@@ -425,8 +501,9 @@ def _as_datetime(value: Any) -> datetime:
 
 def distributions(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) -> list[Col]:
     """Histograms and top values; returns the columns whose top values are approximate. Per
-    batch: one aggregate pass (histograms, ``approx_top_k``) and one query of GROUP BYs (top
-    values and exact distinct counts of columns with at most TOP_GROUP_LIMIT distinct values)."""
+    batch: one query of scalar subqueries (histograms as GROUP BYs of bucket numbers, bitmaps,
+    ``approx_top_k``) and one query of GROUP BYs (top values and exact distinct counts of
+    columns with at most APPROX_TOP_LIMIT distinct values)."""
     approx: list[Col] = []
     for batch in batches(cols, BATCH):
         aggs: list[tuple[Col, str, str]] = []
@@ -435,7 +512,7 @@ def distributions(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) ->
             if int(col.stats["non_null"]) == 0:
                 col.stats["top"], col.stats["top_exact"] = [], True
                 continue
-            hist = _histogram_sql(col)
+            hist = _histogram_sql(col, view)
             if hist:
                 aggs.append((col, "hist", hist))
             if "top" in col.stats:  # text: found with its patterns
@@ -462,7 +539,8 @@ def distributions(con: duckdb.DuckDBPyConnection, view: str, cols: list[Col]) ->
                     )
                 )
         if aggs:
-            values = _one_row(con, f"SELECT {', '.join(e for _, _, e in aggs)} FROM {view}")
+            exprs = [e if kind == "hist" else f"(SELECT {e} FROM {view})" for _, kind, e in aggs]
+            values = _one_row(con, f"SELECT {', '.join(exprs)}")
             for (col, kind, _), value in zip(aggs, values, strict=True):
                 if kind == "hist":
                     col.stats["histogram"] = _histogram_value(col, value)
@@ -500,7 +578,10 @@ def _bitmap_sql(col: Col) -> str | None:
     return f"bit_count(bitstring_agg({col.q}, {low}, {high}))"
 
 
-def _histogram_sql(col: Col) -> str | None:
+def _histogram_sql(col: Col, view: str) -> str | None:
+    """A scalar subquery: the histogram of ``col`` as a MAP of bucket -> count. A GROUP BY of
+    the bucket numbers (a perfect hash of at most HIST_BINS keys) costs about half of DuckDB's
+    ``histogram`` aggregate (measured: 0.36-0.38 vs 0.61-0.69 CPU s, 15 columns of 1M rows)."""
     kind = col.value_kind
     low, high = col.stats.get("min"), col.stats.get("max")
     if kind is None or low is None or high is None:
@@ -509,13 +590,18 @@ def _histogram_sql(col: Col) -> str | None:
     if kind == "number":
         low, high = float(low), float(high)
         if high == low:
-            return f"histogram(0) FILTER (WHERE {x} IS NOT NULL)"
-        width = (high - low) / HIST_BINS
-        bucket = f"least(floor(({x} - {low!r}) / {width!r}), {HIST_BINS - 1})::INTEGER"
-        return f"histogram({bucket}) FILTER (WHERE {x} IS NOT NULL)"
-    unit = time_unit(low, high)
-    col.stats["histogram_unit"] = unit
-    return f"histogram(date_trunc('{unit}', {x})) FILTER (WHERE {x} IS NOT NULL)"
+            bucket = "0"
+        else:
+            width = (high - low) / HIST_BINS
+            bucket = f"least(floor(({x} - {low!r}) / {width!r}), {HIST_BINS - 1})::INTEGER"
+    else:
+        unit = time_unit(low, high)
+        col.stats["histogram_unit"] = unit
+        bucket = f"date_trunc('{unit}', {x})"
+    return (
+        "(SELECT map(list(k ORDER BY k), list(n ORDER BY k)) FROM "
+        f"(SELECT {bucket} AS k, count(*) AS n FROM {view} WHERE {x} IS NOT NULL GROUP BY 1))"
+    )
 
 
 def _histogram_value(col: Col, value: Any) -> dict[str, Any]:
