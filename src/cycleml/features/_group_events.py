@@ -204,15 +204,22 @@ def event_block(plans: list[EventPlan], strategy: str) -> tuple[str, list[str]]:
         same = _same(join_aggs)
         expr.update({a.feature: f"j.{quote(same[a.feature])}" for a in join_aggs})
     last = "r.__last" if base == "r" and recency else None
+    first = "f.__first"
     if recency and last is None:
+        # The entity's first event rides along the ASOF join's rows (a window minimum in the
+        # same scan, instead of a second GROUP BY over every event): a spine row matches an
+        # event exactly when the first event is before its as_of, which is when
+        # days_since_first has a value.
+        key = f"CAST({plan.entity} AS VARCHAR)"
         ctes.append(
-            f"l AS (SELECT s.{ENTITY}, s.{AS_OF}, e.__t AS __last FROM {SPINE} s "
-            f"ASOF LEFT JOIN (SELECT CAST({plan.entity} AS VARCHAR) AS __k, {plan.time} AS __t "
+            f"l AS (SELECT s.{ENTITY}, s.{AS_OF}, e.__t AS __last, e.__first FROM {SPINE} s "
+            f"ASOF LEFT JOIN (SELECT {key} AS __k, {plan.time} AS __t, "
+            f"min({plan.time}) OVER (PARTITION BY {key}) AS __first "
             f"FROM {plan.source} WHERE {plan.time} IS NOT NULL) e "
             f"ON s.{ENTITY} = e.__k AND s.{AS_OF} > e.__t)"
         )
-        last = "l.__last"
-    if recency:
+        last, first = "l.__last", "l.__first"
+    if recency and first == "f.__first":
         ctes.append(
             f"f AS (SELECT CAST({plan.entity} AS VARCHAR) AS __k, min({plan.time}) AS __first "
             f"FROM {plan.source} GROUP BY 1)"
@@ -226,7 +233,7 @@ def event_block(plans: list[EventPlan], strategy: str) -> tuple[str, list[str]]:
                 f"JOIN {alias} ON {alias}.{ENTITY} = {driver}.{ENTITY} "
                 f"AND {alias}.{AS_OF} = {driver}.{AS_OF}"
             )
-    if recency:
+    if recency and first == "f.__first":
         joins.append(f"LEFT JOIN f ON f.__k = {driver}.{ENTITY}")
     outputs: list[str] = []
     selects = [f"{driver}.{ENTITY}", f"{driver}.{AS_OF}"]
@@ -242,8 +249,8 @@ def event_block(plans: list[EventPlan], strategy: str) -> tuple[str, list[str]]:
             last_name, first_name = p.recency
             selects.append(f"{days_between(last, f'{driver}.{AS_OF}')} AS {quote(last_name)}")
             selects.append(
-                f"CASE WHEN f.__first < {driver}.{AS_OF} THEN "
-                f"{days_between('f.__first', f'{driver}.{AS_OF}')} END AS {quote(first_name)}"
+                f"CASE WHEN {first} < {driver}.{AS_OF} THEN "
+                f"{days_between(first, f'{driver}.{AS_OF}')} END AS {quote(first_name)}"
             )
             outputs += [last_name, first_name]
     with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
