@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from ..errors import InvalidRecordsError, NotFoundError, RequestError
 from ..experiments._served import is_active, missing_version, served_experiment, variant_of
 from ..store import utcnow
-from ._online import LoadedModel, entity_features, score_frame
+from ._online import LoadedModel, score_frame
 from ._schema import RequestSchema
 
 if TYPE_CHECKING:
@@ -166,7 +166,9 @@ def _predict(state, problem, name, raw, production, body, started) -> dict:
                 items[i] = item | {"score": None, "label": None}
         else:
             if by_entity:
-                answer, rows, fresh = _score_entities(state, problem, model, ids, body.as_of)
+                answer, rows, fresh = state.entity_answer(
+                    problem, model, ids, body.as_of, time.perf_counter()
+                )
             else:
                 answer, rows = _score_records(problem, model, production, raw, body, index)
             for i, item in zip(index, answer["predictions"], strict=True):
@@ -219,23 +221,6 @@ def _score_records(problem, model, production, raw, body, index) -> tuple[dict, 
         inputs=inputs,
         outputs=model.bundle.outputs_records(inputs),
     )
-
-
-def _score_entities(state, problem, model, ids, as_of):
-    fs = state.featureset(problem)
-    frame, fresh = entity_features(fs, state.store, ids, as_of, lock=state.sources_lock)
-    position = {e: i for i, e in enumerate(frame[fs.entity])}
-    answer, rows = score_frame(
-        problem,
-        model,
-        frame,
-        ids,
-        [position.get(e) for e in ids],
-        entity_name=fs.entity,
-        by_entity=True,
-        started=time.perf_counter(),
-    )
-    return answer, rows, fresh
 
 
 # -- rank ----------------------------------------------------------------------------------------

@@ -150,19 +150,7 @@ class ServingState:
             )
             if fast is not None:
                 return self._logged(problem, *fast)
-        fs = self.featureset(problem)
-        frame, fresh = entity_features(fs, self.store, ids, as_of, lock=self.sources_lock)
-        position = {e: i for i, e in enumerate(frame[fs.entity])}
-        answer, rows = score_frame(
-            problem,
-            loaded,
-            frame,
-            ids,
-            [position.get(e) for e in ids],
-            entity_name=fs.entity,
-            by_entity=True,
-            started=started,
-        )
+        answer, rows, fresh = self.entity_answer(problem, loaded, ids, as_of, started)
         answer["features"] = fresh
         self.logger.put(rows)
         self.metrics.predictions.labels(problem, "predict").inc(len(rows))
@@ -183,6 +171,26 @@ class ServingState:
         self.logger.put(rows)
         self.metrics.predictions.labels(problem, "predict").inc(len(rows))
         return answer
+
+    def entity_answer(
+        self, problem: str, loaded: LoadedModel, ids: list[str], as_of, started: float
+    ) -> tuple[dict, list[dict], dict]:
+        """Score ``ids`` by their features as of ``as_of`` (the online store, else computed from
+        the sources): the answer, the log rows and how fresh the features are."""
+        fs = self.featureset(problem)
+        frame, fresh = entity_features(fs, self.store, ids, as_of, lock=self.sources_lock)
+        position = {e: i for i, e in enumerate(frame[fs.entity])}
+        answer, rows = score_frame(
+            problem,
+            loaded,
+            frame,
+            ids,
+            [position.get(e) for e in ids],
+            entity_name=fs.entity,
+            by_entity=True,
+            started=started,
+        )
+        return answer, rows, fresh
 
     def _compute(self, problem: str, entities: list[str]):
         """Features as of now for entities the online store lacks (frame, freshness)."""
