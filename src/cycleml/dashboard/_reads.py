@@ -129,6 +129,17 @@ def log_summary(project: Project) -> dict[str, dict]:
     return {r.problem: {"requests": r.requests, "last": r.last} for r in rows}
 
 
+def _filtered(q, table: sa.Table, problem: str | None, entity: str | None, version_id):
+    """``q`` narrowed to the chosen problem, entity and model version (each when given)."""
+    if problem:
+        q = q.where(table.c.problem == problem)
+    if entity:
+        q = q.where(table.c.entity == entity)
+    if version_id is not None:
+        q = q.where(table.c.model_version_id == version_id)
+    return q
+
+
 def recent_predictions(
     project: Project,
     *,
@@ -154,12 +165,7 @@ def recent_predictions(
                 prediction_log.c.model_version_id,
                 prediction_log.c.request_id,
             )
-            if problem:
-                q = q.where(prediction_log.c.problem == problem)
-            if entity:
-                q = q.where(prediction_log.c.entity == entity)
-            if version_id is not None:
-                q = q.where(prediction_log.c.model_version_id == version_id)
+            q = _filtered(q, prediction_log, problem, entity, version_id)
             q = q.order_by(prediction_log.c.id.desc()).limit(limit)
             out += [{**r._mapping, "kind": "online"} for r in conn.execute(q)]
         if source in ("all", "batch"):
@@ -178,12 +184,7 @@ def recent_predictions(
                 predictions.c.model_version_id,
                 predictions.c.run_id,
             )
-            if problem:
-                q = q.where(predictions.c.problem == problem)
-            if entity:
-                q = q.where(predictions.c.entity == entity)
-            if version_id is not None:
-                q = q.where(predictions.c.model_version_id == version_id)
+            q = _filtered(q, predictions, problem, entity, version_id)
             q = q.where(predictions.c.as_of >= min(since)) if since else q.where(sa.false())
             q = q.order_by(predictions.c.as_of.desc(), predictions.c.score.desc()).limit(limit)
             out += [{**r._mapping, "kind": "batch"} for r in conn.execute(q)]
